@@ -1,0 +1,90 @@
+"""A torch Dataset over a manifest: decoded image, binary mask, valid map, label."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from .errors import DataError
+from .io import load_image, load_mask
+from .manifest import Record, read_manifest
+from .transforms import JointTransform, build_transforms
+
+__all__ = ["ManifestDataset"]
+
+
+class ManifestDataset(Dataset):
+    """Samples of a manifest (or a list of Records), transformed for training or evaluation.
+
+    Args:
+        records_or_manifest_path: a list of Records, or the path of a .jsonl manifest.
+        cfg: a Config (crop_size is read through `build_transforms`).
+        split: keep only this split ("train", "val", "test"); None keeps all.
+        train: random crop to cfg.crop_size + flips when True; full image when False.
+        transform: a JointTransform overriding the one built from cfg/train.
+    Item:
+        dict with image float32 (3, S, S) normalised, mask float32 (1, S, S) in {0, 1},
+        valid float32 (1, S, S) (0 on padding), label int64 scalar, index int.
+        S = cfg.crop_size when train; the image's own (H, W) otherwise.
+    Raises:
+        DataError: empty selection; at __getitem__, unreadable files or a mask whose size differs
+            from its image (the preparers decide repairs, the dataset never resizes a mask).
+    """
+
+    def __init__(
+        self,
+        records_or_manifest_path: Sequence[Record] | str | os.PathLike,
+        cfg: Any,
+        split: str | None = None,
+        train: bool = True,
+        transform: JointTransform | None = None,
+    ) -> None:
+        if isinstance(records_or_manifest_path, (str, os.PathLike)):
+            source = str(records_or_manifest_path)
+            records = read_manifest(Path(records_or_manifest_path), split=split)
+        else:
+            source = "<records>"
+            records = list(records_or_manifest_path)
+            if split is not None:
+                records = [r for r in records if r.split == split]
+        if not records:
+            raise DataError(f"{source}: dataset is empty" + (f" for split {split!r}" if split else ""))
+        self.records: list[Record] = records
+        self.source = source
+        self.train = train
+        self.transform = transform if transform is not None else build_transforms(cfg, train=train)
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    @property
+    def labels(self) -> list[int]:
+        return [int(r.label) for r in self.records]
+
+    def load(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """Untransformed uint8 image (H, W, 3) and mask (H, W) in {0, 1} of one record."""
+        r = self.records[index]
+        image = load_image(r.image)
+        if r.mask is None:
+            if r.label == 1:
+                raise DataError(f"{r.image}: tampered record {r.id!r} has no mask")
+            mask = np.zeros(image.shape[:2], dtype=np.uint8)
+        else:
+            mask = load_mask(r.mask, expected_hw=image.shape[:2])
+        return image, mask
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        image, mask = self.load(index)
+        out = self.transform(image, mask)
+        out["label"] = torch.tensor(int(self.records[index].label), dtype=torch.int64)
+        out["index"] = int(index)
+        return out
+
+    def __repr__(self) -> str:
+        n1 = sum(self.labels)
+        return (f"ManifestDataset({self.source}, {len(self)} images: {n1} tampered, "
+                f"{len(self) - n1} authentic, train={self.train})")

@@ -1,0 +1,168 @@
+"""The manifest: one JSON Lines file that lists every sample of a prepared dataset.
+
+One record per line, e.g.::
+
+    {"id": "coverage/1t", "image": "image/1t.tif", "mask": "mask/1forged.tif", "label": 1,
+     "dataset": "coverage", "split": "train"}
+
+Paths inside the manifest's folder are stored relative to it (the folder can be moved as a
+whole); others are stored absolute. `read_manifest` always returns absolute paths.
+"""
+from __future__ import annotations
+
+import json
+import os
+from collections import Counter
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Iterable
+
+from .errors import DataError
+
+__all__ = ["Record", "SPLITS", "write_manifest", "read_manifest", "validate_manifest"]
+
+SPLITS = ("train", "val", "test")
+_KEYS = ("image", "mask", "label", "dataset", "split", "id")
+
+
+@dataclass
+class Record:
+    """One sample: an image, its mask (None when authentic) and where it belongs.
+
+    Attributes:
+        image: image path.
+        mask: ground-truth mask path, white = manipulated; None for authentic images.
+        label: 1 tampered, 0 authentic.
+        dataset: source dataset name, e.g. "coverage".
+        split: "train", "val" or "test".
+        id: unique within its manifest.
+    """
+
+    image: str
+    mask: str | None
+    label: int
+    dataset: str
+    split: str
+    id: str
+
+
+def _relative(path: str | None, base: Path) -> str | None:
+    if path is None:
+        return None
+    p = Path(os.path.abspath(path))
+    try:
+        return p.relative_to(base).as_posix()
+    except ValueError:
+        return str(p)
+
+
+def _resolve(path: str | None, base: Path) -> str | None:
+    if path is None:
+        return None
+    p = Path(path)
+    return str(p if p.is_absolute() else (base / p))
+
+
+def write_manifest(records: Iterable[Record], path: str | os.PathLike) -> Path:
+    """Write records as JSON Lines, paths relative to the manifest's folder where inside it.
+
+    Args:
+        records: the samples; relative record paths are taken relative to the current directory.
+        path: the manifest file to write (parent folders are created).
+    Returns:
+        The manifest path.
+    Raises:
+        DataError: no records, or a record with a split outside train/val/test.
+    """
+    path = Path(path)
+    base = Path(os.path.abspath(path.parent))
+    records = list(records)
+    if not records:
+        raise DataError(f"{path}: refusing to write an empty manifest (no records)")
+    lines = []
+    for r in records:
+        if r.split not in SPLITS:
+            raise DataError(f"{path}: record {r.id!r} has split {r.split!r}; expected one of {SPLITS}")
+        d = asdict(r)
+        d["image"] = _relative(r.image, base)
+        d["mask"] = _relative(r.mask, base)
+        d["label"] = int(r.label)
+        lines.append(json.dumps(d, ensure_ascii=False))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def read_manifest(path: str | os.PathLike, split: str | None = None) -> list[Record]:
+    """Read a manifest written by `write_manifest`, paths resolved to absolute.
+
+    Args:
+        path: the .jsonl manifest.
+        split: keep only this split ("train", "val", "test"); None keeps all.
+    Raises:
+        DataError: missing file, bad JSON (line number named), missing keys, empty manifest,
+            or a split with no records (the splits present are listed).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: manifest not found")
+    base = Path(os.path.abspath(path.parent))
+    records: list[Record] = []
+    with path.open(encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                d = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise DataError(f"{path}: line {lineno} is not valid JSON ({err.msg})") from None
+            if not isinstance(d, dict):
+                raise DataError(f"{path}: line {lineno} is not a JSON object")
+            missing = [k for k in _KEYS if k not in d]
+            if missing:
+                raise DataError(f"{path}: line {lineno} lacks keys {missing}; a record needs {list(_KEYS)}")
+            records.append(Record(image=_resolve(d["image"], base), mask=_resolve(d["mask"], base),
+                                  label=int(d["label"]), dataset=str(d["dataset"]),
+                                  split=str(d["split"]), id=str(d["id"])))
+    if not records:
+        raise DataError(f"{path}: manifest is empty (no records)")
+    if split is not None:
+        kept = [r for r in records if r.split == split]
+        if not kept:
+            present = dict(sorted(Counter(r.split for r in records).items()))
+            raise DataError(f"{path}: no records in split {split!r}; splits present: {present}")
+        records = kept
+    return records
+
+
+def validate_manifest(records: Iterable[Record], check_files: bool = True) -> None:
+    """Check the records' consistency; raise DataError listing every problem found.
+
+    Checks: unique ids, label in {0, 1}, split in train/val/test, tampered records have a mask,
+    authentic records have none, and (check_files) every referenced file exists.
+    """
+    problems: list[str] = []
+    seen: Counter[str] = Counter()
+    for r in records:
+        seen[r.id] += 1
+        if r.label not in (0, 1):
+            problems.append(f"{r.id}: label {r.label!r}; expected 0 or 1")
+        if r.split not in SPLITS:
+            problems.append(f"{r.id}: split {r.split!r}; expected one of {SPLITS}")
+        if r.label == 1 and not r.mask:
+            problems.append(f"{r.id}: tampered image {r.image} has no mask")
+        if r.label == 0 and r.mask:
+            problems.append(f"{r.id}: authentic image {r.image} has a mask {r.mask}")
+        if check_files:
+            for p in (r.image, r.mask):
+                if p and not Path(p).is_file():
+                    problems.append(f"{r.id}: file not found: {p}")
+    dups = sorted(k for k, n in seen.items() if n > 1)
+    if dups:
+        problems.append(f"duplicate ids: {dups[:10]}{' ...' if len(dups) > 10 else ''}")
+    if not seen:
+        problems.append("no records")
+    if problems:
+        shown = problems[:20]
+        more = f"\n  ... and {len(problems) - 20} more" if len(problems) > 20 else ""
+        raise DataError("manifest is invalid:\n  " + "\n  ".join(shown) + more)

@@ -1,0 +1,254 @@
+"""Pixel- and image-level metrics for manipulation localization (paper §4, "Evaluation Metrics").
+
+The paper reports pixel-level F1 and AUC without saying how they are aggregated; nclkit's default
+protocol (shared/design/DESIGN.md §2, docs/evaluation.md) is:
+
+- **F1** of one image at a fixed threshold: a pixel is predicted tampered when ``prob > threshold``
+  (default 0.5); F1 = 2 TP / (2 TP + FP + FN).
+- **AUC** of one image: the Mann-Whitney statistic, i.e. the probability that a random tampered
+  pixel scores higher than a random authentic one, ties counted half. This equals the area under
+  the ROC curve with trapezoids (sklearn's ``roc_auc_score``).
+
+Degenerate cases (documented in docs/evaluation.md):
+
+- F1 when nothing is tampered and nothing is predicted (2 TP + FP + FN = 0): 0.0, the convention of
+  sklearn's ``f1_score`` (``zero_division=0``). An all-tampered mask is not degenerate for F1.
+- AUC when the mask is all 0 or all 1: undefined, returned as ``float('nan')``; averages skip it
+  (``nan_mean``) and reports count the skipped images.
+
+AUC and best-threshold F1 share one sort: each pixel becomes the integer key
+``(bits of prob) * 2 + label``. Non-negative IEEE floats order like their bit patterns, so one
+integer sort groups equal probabilities (tie groups) and counts tampered pixels per group exactly.
+No sklearn at run time; tests compare against it.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+__all__ = [
+    "pixel_f1",
+    "pixel_auc",
+    "best_threshold_f1",
+    "permuted_f1",
+    "global_f1",
+    "global_auc",
+    "global_best_threshold_f1",
+    "image_level_metrics",
+    "nan_mean",
+]
+
+
+def _to_numpy(x: Any, name: str) -> np.ndarray:
+    if isinstance(x, torch.Tensor):
+        x = x.detach().cpu()
+        if x.dtype in (torch.bfloat16, torch.float16):
+            x = x.float()
+        x = x.numpy()
+    return np.asarray(x)
+
+
+def _check_pair(prob: Any, mask: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Validate one (prob, mask) pair; return flat prob (float32/float64) and flat bool mask."""
+    p = _to_numpy(prob, "prob")
+    m = _to_numpy(mask, "mask")
+    if p.shape != m.shape:
+        raise ValueError(f"prob shape {p.shape} differs from mask shape {m.shape}")
+    if p.size == 0:
+        raise ValueError("prob and mask are empty")
+    if p.dtype not in (np.float32, np.float64):
+        p = p.astype(np.float64)  # exact for integer and half-precision inputs
+    lo, hi = p.min(), p.max()
+    if not (lo >= 0.0 and hi <= 1.0):  # also catches NaN
+        raise ValueError(f"prob must lie in [0, 1] without NaN; got min {lo}, max {hi}")
+    if m.dtype != bool:
+        if np.issubdtype(m.dtype, np.integer):
+            if m.min() < 0 or m.max() > 1:
+                raise ValueError(f"mask must hold only 0 and 1; got min {m.min()}, max {m.max()}")
+        elif not ((m == 0) | (m == 1)).all():
+            raise ValueError("mask must hold only 0 and 1")
+        m = m.astype(bool)
+    return p.ravel(), m.ravel()
+
+
+def _f1_from_counts(tp: int, n_pred: int, n_pos: int) -> float:
+    denom = n_pred + n_pos  # = 2 TP + FP + FN
+    return 0.0 if denom == 0 else 2.0 * tp / denom
+
+
+def _f1_counts(p: np.ndarray, m: np.ndarray, threshold: float) -> tuple[int, int, int]:
+    pred = p > threshold
+    return int(np.count_nonzero(pred & m)), int(np.count_nonzero(pred)), int(np.count_nonzero(m))
+
+
+def pixel_f1(prob: Any, mask: Any, threshold: float = 0.5) -> float:
+    """F1 of one image, pixels with ``prob > threshold`` predicted tampered.
+
+    Args:
+        prob: tamper probability, values in [0, 1]. Shape (H, W) (any shape equal to mask's).
+        mask: ground truth, 1 = tampered, 0 = authentic. Shape (H, W).
+        threshold: decision threshold (strict ``>``).
+    Returns:
+        F1 in [0, 1]; 0.0 when nothing is tampered and nothing predicted (sklearn's convention).
+    """
+    p, m = _check_pair(prob, mask)
+    return _f1_from_counts(*_f1_counts(p, m, threshold))
+
+
+def _tie_groups(p: np.ndarray, m: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Sort pixels once; return per distinct probability (ascending): value, #tampered, #authentic."""
+    p = p + p.dtype.type(0.0)  # turns -0.0 into +0.0 so that bit patterns order like values
+    bits = p.view(np.int32).astype(np.int64) if p.dtype == np.float32 else p.view(np.int64)
+    # bits of a float64 in [0, 1] are < 2**62, so bits * 2 + 1 cannot overflow int64.
+    keys = (bits << 1) | m.astype(np.int64)  # (N,)
+    keys.sort()
+    labels = keys & 1
+    values = keys >> 1
+    starts = np.concatenate(([0], np.flatnonzero(values[1:] != values[:-1]) + 1))  # (G,)
+    ends = np.append(starts[1:], keys.size)  # (G,)
+    cum_pos = np.concatenate(([0], np.cumsum(labels)))  # (N + 1,)
+    n_pos = cum_pos[ends] - cum_pos[starts]  # (G,)
+    n_neg = (ends - starts) - n_pos  # (G,)
+    group_bits = values[starts]
+    group_values = (group_bits.astype(np.int32).view(np.float32) if p.dtype == np.float32
+                    else group_bits.view(np.float64))
+    return group_values, n_pos, n_neg
+
+
+def _auc_from_groups(n_pos: np.ndarray, n_neg: np.ndarray) -> float:
+    total_pos, total_neg = int(n_pos.sum()), int(n_neg.sum())
+    if total_pos == 0 or total_neg == 0:
+        return float("nan")
+    neg_below = np.cumsum(n_neg) - n_neg  # authentic pixels strictly below each tie group
+    # Mann-Whitney U: each tampered pixel beats the authentic pixels below it, ties count half.
+    twice_u = np.dot(n_pos.astype(np.float64), (2 * neg_below + n_neg).astype(np.float64))
+    return float(twice_u / (2.0 * total_pos * total_neg))
+
+
+def pixel_auc(prob: Any, mask: Any) -> float:
+    """Tie-aware ROC AUC of one image (Mann-Whitney U / (n_tampered * n_authentic)).
+
+    Args:
+        prob: tamper probability in [0, 1]. Shape (H, W).
+        mask: ground truth in {0, 1}. Shape (H, W).
+    Returns:
+        AUC in [0, 1]; ``nan`` when the mask is all 0 or all 1 (AUC undefined).
+    """
+    p, m = _check_pair(prob, mask)
+    n_pos = int(np.count_nonzero(m))
+    if n_pos == 0 or n_pos == m.size:
+        return float("nan")
+    _, pos, neg = _tie_groups(p, m)
+    return _auc_from_groups(pos, neg)
+
+
+def _best_f1_from_groups(values: np.ndarray, n_pos: np.ndarray, n_neg: np.ndarray) -> tuple[float, float]:
+    total_pos = int(n_pos.sum())
+    if total_pos == 0:
+        return 0.0, float("nan")
+    # Threshold at group g predicts tampered every pixel with prob >= values[g].
+    tp = np.cumsum(n_pos[::-1])[::-1]  # (G,) tampered pixels at or above each group
+    n_pred = np.cumsum((n_pos + n_neg)[::-1])[::-1]  # (G,)
+    f1 = 2.0 * tp / (n_pred + total_pos)
+    best = len(f1) - 1 - int(np.argmax(f1[::-1]))  # the highest threshold among equal maxima
+    return float(f1[best]), float(values[best])
+
+
+def best_threshold_f1(prob: Any, mask: Any) -> tuple[float, float]:
+    """Best F1 of one image over every distinct threshold (the "optimal threshold" protocol).
+
+    Exact: every distinct probability t is tried as the rule ``prob >= t`` (what sklearn's
+    ``precision_recall_curve`` sweeps); predicting nothing gives F1 0 and never wins.
+
+    Args:
+        prob: tamper probability in [0, 1]. Shape (H, W).
+        mask: ground truth in {0, 1}. Shape (H, W).
+    Returns:
+        (best F1, threshold t for the rule ``prob >= t``); (0.0, nan) when nothing is tampered.
+    """
+    p, m = _check_pair(prob, mask)
+    return _best_f1_from_groups(*_tie_groups(p, m))
+
+
+def permuted_f1(prob: Any, mask: Any, threshold: float = 0.5) -> float:
+    """max(F1 against the mask, F1 against the inverted mask) — the "permuted" F1.
+
+    Some IML papers report it because which side of a splice is "tampered" can be ambiguous; it
+    is never lower than `pixel_f1` and must always be labelled as permuted in reports.
+    """
+    p, m = _check_pair(prob, mask)
+    tp, n_pred, n_pos = _f1_counts(p, m, threshold)
+    tp_inv = n_pred - tp  # predicted pixels that are authentic = TP against the inverted mask
+    return max(_f1_from_counts(tp, n_pred, n_pos), _f1_from_counts(tp_inv, n_pred, m.size - n_pos))
+
+
+def _concat(probs: Sequence[Any], masks: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:
+    if len(probs) != len(masks):
+        raise ValueError(f"{len(probs)} probability maps but {len(masks)} masks")
+    if len(probs) == 0:
+        raise ValueError("no images given")
+    pairs = [_check_pair(p, m) for p, m in zip(probs, masks)]
+    dtype = np.result_type(*[p.dtype for p, _ in pairs])
+    return (np.concatenate([p.astype(dtype, copy=False) for p, _ in pairs]),
+            np.concatenate([m for _, m in pairs]))
+
+
+def global_f1(probs: Sequence[Any], masks: Sequence[Any], threshold: float = 0.5) -> float:
+    """Dataset-level F1: TP, FP, FN summed over all pixels of all images, then one F1."""
+    if len(probs) != len(masks) or len(probs) == 0:
+        raise ValueError(f"need equally many (>0) maps and masks, got {len(probs)} and {len(masks)}")
+    tp = n_pred = n_pos = 0
+    for prob, mask in zip(probs, masks):
+        a, b, c = _f1_counts(*_check_pair(prob, mask), threshold)
+        tp, n_pred, n_pos = tp + a, n_pred + b, n_pos + c
+    return _f1_from_counts(tp, n_pred, n_pos)
+
+
+def global_auc(probs: Sequence[Any], masks: Sequence[Any]) -> float:
+    """Dataset-level AUC over the concatenated pixels of all images (nan if one class only)."""
+    p, m = _concat(probs, masks)
+    return _auc_from_groups(*_tie_groups(p, m)[1:])
+
+
+def global_best_threshold_f1(probs: Sequence[Any], masks: Sequence[Any]) -> tuple[float, float]:
+    """Dataset-level best F1: one threshold for the whole dataset, chosen to maximise F1."""
+    p, m = _concat(probs, masks)
+    return _best_f1_from_groups(*_tie_groups(p, m))
+
+
+def image_level_metrics(scores: Sequence[float], labels: Sequence[int],
+                        threshold: float = 0.5) -> dict[str, float]:
+    """Image-level detection metrics from one score per image (score = max pixel probability).
+
+    Args:
+        scores: per-image scores in [0, 1]. Shape (N,).
+        labels: 1 tampered, 0 authentic. Shape (N,).
+        threshold: an image is predicted tampered when ``score > threshold``.
+    Returns:
+        dict with ``image_auc`` (tie-aware; nan without both classes), ``image_balanced_accuracy``
+        (mean of the recalls of the classes present), ``image_f1`` (F1 of the tampered class).
+    """
+    s = np.asarray(scores, dtype=np.float64)
+    y = np.asarray(labels)
+    if s.shape != y.shape or s.ndim != 1 or s.size == 0:
+        raise ValueError(f"need equally long non-empty 1-D scores and labels, got {s.shape} and {y.shape}")
+    if not np.isin(y, (0, 1)).all():
+        raise ValueError(f"labels must be 0 (authentic) or 1 (tampered); got {sorted(set(y.tolist()))}")
+    y = y.astype(bool)
+    pred = s > threshold
+    recalls = [float(np.mean(pred[y == cls] == cls)) for cls in (True, False) if np.any(y == cls)]
+    tp = int(np.count_nonzero(pred & y))
+    return {
+        "image_auc": pixel_auc(s, y),
+        "image_balanced_accuracy": float(np.mean(recalls)),
+        "image_f1": _f1_from_counts(tp, int(np.count_nonzero(pred)), int(np.count_nonzero(y))),
+    }
+
+
+def nan_mean(values: Sequence[float]) -> float:
+    """Mean ignoring nan (undefined per-image AUCs); nan when nothing is defined."""
+    defined = [v for v in values if not math.isnan(v)]
+    return float(np.mean(defined)) if defined else float("nan")

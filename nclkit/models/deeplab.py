@@ -1,0 +1,205 @@
+"""The IML model: DeepLabV3+ (paper §3.1, §4) + auxiliary classifiers (§3.3) + pivot network (§3.2).
+
+Data flow (Figure 2a):
+
+    image -> encoder blocks 1..5 -> ASPP on block 5 (stride OS) ------------> aux logit 1 (stride OS)
+                                      | bilinear up to block 2's size
+             block 2 (stride 4) -> 1x1 proj -> concat (the fused feature) --> aux logit 2 (stride 4)
+                                      | two 3x3 conv-BN-ReLU
+                                      classifier -> bilinear up to H x W ---> logits (stride 1)
+
+The pivot network sits on block `cfg.pivot_block` (Table 6: block 1) but is called by the NCL
+loss, not in `forward`; it lives here so the optimiser and the checkpoint cover it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..ncl.pivot import PivotNetwork
+from ..presets import Config, get_config
+from .encoders import get_encoder
+from .heads import ConvBNReLU, LogitHead, init_weights
+
+__all__ = ["ASPPPooling", "ASPP", "DeepLabV3PlusDecoder", "ModelOutput", "IMLModel", "build_model"]
+
+
+def _resize(x: torch.Tensor, size: tuple[int, int] | torch.Size) -> torch.Tensor:
+    """Bilinear resize to an exact (h, w); the actual size, so any input size works."""
+    if tuple(x.shape[-2:]) == tuple(size):
+        return x
+    return F.interpolate(x, size=tuple(size), mode="bilinear", align_corners=False)
+
+
+class ASPPPooling(nn.Sequential):
+    """Image-level branch of ASPP: global average -> 1x1 conv -> ReLU, broadcast back to h x w.
+
+    No BatchNorm: on a 1x1 map with batch 1 it has a single value per channel and train-mode
+    BN fails (or normalises everything to zero); a conv bias takes its place.
+
+    Shape:
+        (B, C_in, h, w) -> (B, C_out, h, w)
+    """
+
+    def __init__(self, in_channels: int, out_channels: int) -> None:
+        super().__init__(
+            nn.AdaptiveAvgPool2d(1),
+            nn.Conv2d(in_channels, out_channels, kernel_size=1, bias=True),
+            nn.ReLU(inplace=True),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        return super().forward(x).expand(-1, -1, h, w)  # (B, C_out, 1, 1) -> (B, C_out, h, w)
+
+
+class ASPP(nn.Module):
+    """Atrous Spatial Pyramid Pooling (DeepLabV3+; paper §4: rates 1, 12, 24, 36).
+
+    "Rate 1" is the 1x1 branch; `rates` are the 3x3 atrous branches; plus image pooling.
+    The concatenated branches are projected back to `channels` (1x1 conv-BN-ReLU, dropout 0.1
+    as in the original DeepLabV3+ implementation).
+
+    Args:
+        in_channels: channels of encoder block 5.
+        channels: width of every branch and of the output.
+        rates: atrous rates of the 3x3 branches.
+
+    Shape:
+        (B, in_channels, h, w) -> (B, channels, h, w)
+    """
+
+    def __init__(self, in_channels: int, channels: int, rates: tuple[int, ...]) -> None:
+        super().__init__()
+        branches = [ConvBNReLU(in_channels, channels, kernel_size=1)]
+        branches += [ConvBNReLU(in_channels, channels, kernel_size=3, dilation=r) for r in rates]
+        branches.append(ASPPPooling(in_channels, channels))
+        self.branches = nn.ModuleList(branches)
+        self.project = nn.Sequential(
+            ConvBNReLU(len(branches) * channels, channels, kernel_size=1),
+            nn.Dropout(0.1),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = torch.cat([branch(x) for branch in self.branches], dim=1)  # (B, n_branches*C, h, w)
+        return self.project(y)
+
+
+class DeepLabV3PlusDecoder(nn.Module):
+    """DeepLabV3+ decoder: upsample the ASPP output to the stride-4 feature and refine.
+
+    Args:
+        high_channels: ASPP output channels.
+        low_in_channels: channels of the stride-4 encoder feature (block 2).
+        low_channels: its 1x1 projection (DeepLabV3+: 48).
+        channels: width of the two 3x3 conv-BN-ReLU (DeepLabV3+: 256).
+
+    Shape:
+        high: (B, high_channels, h, w), low: (B, low_in_channels, H/4, W/4) ->
+        fused: (B, high_channels + low_channels, H/4, W/4), the upsampled-and-concatenated
+        feature (input of the stride-4 auxiliary classifier), and
+        out: (B, channels, H/4, W/4).
+    """
+
+    def __init__(
+        self,
+        high_channels: int,
+        low_in_channels: int,
+        low_channels: int,
+        channels: int,
+    ) -> None:
+        super().__init__()
+        self.project_low = ConvBNReLU(low_in_channels, low_channels, kernel_size=1)
+        self.fused_channels = high_channels + low_channels
+        self.refine = nn.Sequential(
+            ConvBNReLU(self.fused_channels, channels, kernel_size=3),
+            ConvBNReLU(channels, channels, kernel_size=3),
+        )
+
+    def forward(self, high: torch.Tensor, low: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        low = self.project_low(low)
+        high = _resize(high, low.shape[-2:])  # first upsampling: to the real block-2 size
+        fused = torch.cat([high, low], dim=1)  # (B, C_high + C_low, H/4, W/4)
+        return fused, self.refine(fused)
+
+
+@dataclass
+class ModelOutput:
+    """What `IMLModel.forward` returns.
+
+    logits: (B, 1, H, W) tamper logits at the input size.
+    features: the 5 encoder block features (B, C_i, ~H/s_i, ~W/s_i); the NCL loss reads
+        features[cfg.pivot_block - 1].
+    aux_logits: auxiliary logits, coarse to fine: [(B, 1, ~H/OS, ~W/OS), (B, 1, ~H/4, ~W/4)].
+    """
+
+    logits: torch.Tensor
+    features: list[torch.Tensor]
+    aux_logits: list[torch.Tensor]
+
+
+class IMLModel(nn.Module):
+    """Encoder + ASPP + DeepLabV3+ decoder + auxiliary classifiers + pivot network.
+
+    Args:
+        cfg: a Config (encoder, output_stride, aspp_*, low_level_channels, decoder_channels,
+            pivot_block are read here).
+
+    Shape:
+        x: (B, 3, H, W), any H, W -> ModelOutput (see there).
+    """
+
+    def __init__(self, cfg: Config) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.encoder = get_encoder(cfg.encoder, cfg.output_stride)
+        channels = self.encoder.channels
+        self.aspp = ASPP(channels[4], cfg.aspp_channels, cfg.aspp_rates)
+        self.decoder = DeepLabV3PlusDecoder(
+            high_channels=cfg.aspp_channels,
+            low_in_channels=channels[1],
+            low_channels=cfg.low_level_channels,
+            channels=cfg.decoder_channels,
+        )
+        self.classifier = LogitHead(cfg.decoder_channels)
+        # Paper §3.3: PC loss "through each upsampling process": before the first upsampling
+        # (ASPP output) and after it (fused stride-4 feature); the main logits are the last.
+        self.aux_heads = nn.ModuleList(
+            [LogitHead(cfg.aspp_channels), LogitHead(self.decoder.fused_channels)]
+        )
+        for part in (self.aspp, self.decoder, self.classifier, self.aux_heads):
+            init_weights(part)
+        self.pivot = PivotNetwork(channels[cfg.pivot_block - 1])
+
+    @property
+    def pivot_stride(self) -> int:
+        """Nominal stride of the feature the pivot network reads (block cfg.pivot_block)."""
+        return self.encoder.strides[self.cfg.pivot_block - 1]
+
+    @property
+    def aux_strides(self) -> tuple[int, int]:
+        """Nominal strides of `aux_logits`, coarse to fine."""
+        return (self.encoder.strides[4], self.encoder.strides[1])
+
+    def forward(self, x: torch.Tensor) -> ModelOutput:
+        features = self.encoder(x)
+        high = self.aspp(features[4])  # (B, C_aspp, H/OS, W/OS)
+        fused, decoded = self.decoder(high, features[1])  # (B, C_f, H/4, W/4), (B, C_d, H/4, W/4)
+        logits = _resize(self.classifier(decoded), x.shape[-2:])  # second upsampling: (B, 1, H, W)
+        aux_logits = [self.aux_heads[0](high), self.aux_heads[1](fused)]
+        return ModelOutput(logits=logits, features=features, aux_logits=aux_logits)
+
+
+def build_model(preset_or_config: str | Config = "quick", **overrides) -> IMLModel:
+    """An IMLModel from a preset name ("paper", "quick") or a Config, with Config overrides.
+
+    Example: `build_model("paper", output_stride=16)`.
+    """
+    if not isinstance(preset_or_config, (str, Config)):
+        raise TypeError(
+            f"build_model expects a preset name or a Config, got {type(preset_or_config).__name__}"
+        )
+    return IMLModel(get_config(preset_or_config, **overrides))

@@ -1,0 +1,165 @@
+"""Encoders that return the five "blocks" of the paper (§3.2, Table 6), always from scratch.
+
+The paper divides ResNet-101 "into five stages as the original paper [ResNet]" and taps the
+feature map after one of them for the pivot network (Table 6: block 1 is best). We follow that
+split for every backbone:
+
+==========  ==============================  =====================================
+block       ResNet                          Swin-T
+==========  ==============================  =====================================
+1           stem: conv1, BN, ReLU, maxpool  patch embedding (4x4 conv + LayerNorm)
+2           layer1 (conv2_x)                stage 1
+3           layer2 (conv3_x)                patch merging + stage 2
+4           layer3 (conv4_x)                patch merging + stage 3
+5           layer4 (conv5_x)                patch merging + stage 4
+==========  ==============================  =====================================
+
+Nominal strides are (4, 4, 8, 16, 32); an output stride of 16 or 8 replaces the stride of the
+last one or two ResNet stages by atrous (dilated) convolution (paper §3.1, DeepLabV3+). Swin-T
+has no dilated form here: its output stride is fixed at 32 whatever is asked for.
+
+The method is pre-training-free (paper §1): every encoder is built with `weights=None`.
+"""
+from __future__ import annotations
+
+from functools import partial
+from typing import Callable
+
+import torch
+from torch import nn
+from torchvision import models as tvm
+from torchvision.models.resnet import BasicBlock
+
+__all__ = ["ENCODERS", "OUTPUT_STRIDES", "ResNetEncoder", "SwinEncoder", "get_encoder"]
+
+OUTPUT_STRIDES = (8, 16, 32)
+
+
+def _set_conv(conv: nn.Conv2d, stride: int, dilation: int) -> None:
+    """Turn a 3x3 (or 1x1) conv into its strided/dilated form; 'same' padding for the 3x3."""
+    conv.stride = (stride, stride)
+    conv.dilation = (dilation, dilation)
+    if conv.kernel_size[0] > 1:
+        conv.padding = (dilation * (conv.kernel_size[0] // 2),) * 2
+
+
+def _dilate_basic_layer(layer: nn.Sequential, dilation_in: int, dilation_out: int) -> None:
+    """Replace the stride 2 of a BasicBlock stage by dilation (torchvision refuses this itself).
+
+    Algorithme a trous: the first block's conv1 keeps the grid it used to stride on (dilation_in,
+    stride 1); every 3x3 conv after it sees the would-be-subsampled grid, so it is dilated by
+    dilation_out = 2 * dilation_in. The result equals the strided network on every
+    dilation_out-th pixel (tests/test_models.py checks this).
+    """
+    first: BasicBlock = layer[0]
+    _set_conv(first.conv1, stride=1, dilation=dilation_in)
+    _set_conv(first.conv2, stride=1, dilation=dilation_out)
+    if first.downsample is not None:
+        _set_conv(first.downsample[0], stride=1, dilation=1)  # 1x1 projection: stride only
+    for block in layer[1:]:
+        _set_conv(block.conv1, stride=1, dilation=dilation_out)
+        _set_conv(block.conv2, stride=1, dilation=dilation_out)
+
+
+class ResNetEncoder(nn.Module):
+    """A torchvision ResNet (random init) cut into the five blocks of the paper.
+
+    Args:
+        depth: 18, 34, 50 or 101.
+        output_stride: 8, 16 or 32; 16 dilates layer4, 8 dilates layer3 and layer4.
+
+    Shape:
+        x: (B, 3, H, W) -> list of 5 maps (B, channels[i], ~H/strides[i], ~W/strides[i]).
+    """
+
+    def __init__(self, depth: int, output_stride: int = 8) -> None:
+        super().__init__()
+        builders = {18: tvm.resnet18, 34: tvm.resnet34, 50: tvm.resnet50, 101: tvm.resnet101}
+        if depth not in builders:
+            raise ValueError(f"ResNet depth={depth}; expected one of {sorted(builders)}")
+        if output_stride not in OUTPUT_STRIDES:
+            raise ValueError(f"output_stride={output_stride}; expected one of {OUTPUT_STRIDES}")
+        dilate = [False, output_stride <= 8, output_stride <= 16]  # layer2, layer3, layer4
+        bottleneck = depth >= 50
+        # Kaiming (fan_out) convs, BN 1/0, last BN of each residual branch zeroed: a from-scratch
+        # ResNet starts as (near) identity blocks, which trains more stably without pre-training.
+        kwargs = {"weights": None, "zero_init_residual": True}
+        if bottleneck:
+            net = builders[depth](replace_stride_with_dilation=dilate, **kwargs)
+        else:  # torchvision's BasicBlock raises on dilation > 1: dilate it ourselves
+            net = builders[depth](**kwargs)
+            dilation = 1
+            for layer, flag in zip((net.layer2, net.layer3, net.layer4), dilate):
+                if flag:
+                    _dilate_basic_layer(layer, dilation_in=dilation, dilation_out=2 * dilation)
+                    dilation *= 2
+        self.stem = nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool)
+        self.layer1, self.layer2, self.layer3 = net.layer1, net.layer2, net.layer3
+        self.layer4 = net.layer4
+        width = 4 if bottleneck else 1  # Bottleneck expansion
+        self.channels = (64, 64 * width, 128 * width, 256 * width, 512 * width)
+        self.strides = (4, 4, 8, min(16, output_stride), output_stride)
+        self.output_stride = output_stride
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        features = []
+        for block in (self.stem, self.layer1, self.layer2, self.layer3, self.layer4):
+            x = block(x)
+            features.append(x)
+        return features
+
+
+class SwinEncoder(nn.Module):
+    """torchvision's Swin-T (random init) cut into the five blocks, features returned as NCHW.
+
+    Args:
+        output_stride: accepted for a uniform `get_encoder` signature but ignored: Swin-T has no
+            dilated variant here, so `strides[-1]` (and `output_stride`) is always 32.
+
+    Shape:
+        x: (B, 3, H, W) -> list of 5 maps (B, channels[i], ~H/strides[i], ~W/strides[i]).
+        Any H, W work (torchvision pads for patch merging and windows). The maps are permuted
+        views of NHWC tensors, i.e. channels_last in memory; use `.reshape`, not `.view`.
+    """
+
+    def __init__(self, output_stride: int = 32) -> None:
+        super().__init__()
+        if output_stride not in OUTPUT_STRIDES:
+            raise ValueError(f"output_stride={output_stride}; expected one of {OUTPUT_STRIDES}")
+        stages = tvm.swin_t(weights=None).features  # [embed, s1, merge, s2, merge, s3, merge, s4]
+        self.embed = stages[0]
+        self.stage1 = stages[1]
+        self.stage2 = nn.Sequential(stages[2], stages[3])
+        self.stage3 = nn.Sequential(stages[4], stages[5])
+        self.stage4 = nn.Sequential(stages[6], stages[7])
+        self.channels = (96, 96, 192, 384, 768)
+        self.strides = (4, 4, 8, 16, 32)
+        self.output_stride = 32
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        features = []
+        for block in (self.embed, self.stage1, self.stage2, self.stage3, self.stage4):
+            x = block(x)  # (B, h, w, C): torchvision's Swin works channels-last
+            features.append(x.permute(0, 3, 1, 2))  # (B, C, h, w)
+        return features
+
+
+ENCODERS: dict[str, Callable[[int], nn.Module]] = {
+    "resnet18": partial(ResNetEncoder, 18),
+    "resnet34": partial(ResNetEncoder, 34),
+    "resnet50": partial(ResNetEncoder, 50),
+    "resnet101": partial(ResNetEncoder, 101),
+    "swin_t": SwinEncoder,
+}
+
+
+def get_encoder(name: str, output_stride: int = 8) -> nn.Module:
+    """Build encoder `name` from scratch; it returns 5 block features and has `.channels`, `.strides`.
+
+    Args:
+        name: one of ENCODERS (resnet18, resnet34, resnet50, resnet101, swin_t).
+        output_stride: 8, 16 or 32 (paper §4: 8). swin_t is always 32.
+    """
+    if name not in ENCODERS:
+        raise ValueError(f"unknown encoder {name!r}; expected one of {sorted(ENCODERS)}")
+    return ENCODERS[name](output_stride)

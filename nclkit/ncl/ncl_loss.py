@@ -1,0 +1,129 @@
+"""Non-mutually exclusive contrastive (NCL) loss, eq. 7 of the paper.
+
+With e_x^y = exp(phi(f(x), f(y)) / tau), phi = cosine similarity, eq. 7 sums three log-probabilities:
+
+  1. (1 / (m x j)) sum_m sum_{j != m} log e_{p_m}^{p_j} / (e_{p_m}^{p_j} + sum_i e_{p_m}^{n_i})
+     tampered anchors p_m, tampered positives p_j, authentic negatives n_i;
+  2. (1 / j) sum_j log e_{p_j}^{+} / (e_{p_j}^{+} + sum_i e_{n_i}^{+})
+     the pivot's hard positive se+ against tampered positives and authentic negatives;
+  3. (1 / i) sum_i log e_{n_i}^{-} / (e_{n_i}^{-} + sum_j e_{p_j}^{-})
+     the pivot's hard negative se- against authentic positives and tampered negatives.
+
+The paper maximises them; here each is negated into a loss. A term without pairs (fewer than two
+tampered patches for term 1, no contour patch for terms 2 and 3, no tampered patch at all) is 0 and
+keeps a gradient path, so authentic images and single-patch forgeries never produce NaN.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+__all__ = ["ncl_terms", "ncl_terms_batched"]
+
+# Masked-out logits. Finite (not -inf) so that a row with no valid entry has a finite
+# log-sum-exp *gradient*; exp(-1e4) is exactly 0 in float32, so valid entries are unaffected.
+_MASKED = -1.0e4
+
+
+def _masked_lse(logits: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """log sum_i exp(logits_i) over valid entries of the last dim. (..., K), (..., K) -> (...)."""
+    return torch.logsumexp(logits.masked_fill(~valid, _MASKED), dim=-1)
+
+
+def _nll(pos: torch.Tensor, neg_lse: torch.Tensor) -> torch.Tensor:
+    """-log(e^pos / (e^pos + e^neg_lse)), elementwise; stable for any magnitude."""
+    return torch.logaddexp(pos, neg_lse) - pos
+
+
+def _masked_mean(values: torch.Tensor, valid: torch.Tensor, dims: tuple[int, ...]) -> torch.Tensor:
+    """Mean over valid entries of `dims`; 0 (with a gradient path) where nothing is valid."""
+    total = (values * valid).sum(dim=dims)
+    count = valid.sum(dim=dims).clamp(min=1)
+    return total / count
+
+
+def ncl_terms_batched(
+    p: torch.Tensor,
+    p_valid: torch.Tensor,
+    n: torch.Tensor,
+    n_valid: torch.Tensor,
+    se_plus: torch.Tensor,
+    se_minus: torch.Tensor,
+    has_contour: torch.Tensor,
+    tau: float,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The three terms of eq. 7 for every image of a batch, as losses (negated log-probabilities).
+
+    Args:
+        p: (B, M, D) tampered patch features, padded; p_valid (B, M) bool marks real ones.
+        n: (B, N, D) authentic patch features, padded; n_valid (B, N) bool.
+        se_plus, se_minus: (B, D) pivot outputs; has_contour (B,) bool says where they exist.
+        tau: temperature of the cosine similarity.
+
+    Returns:
+        term1, term2, term3: (B,) each, 0 where the image has no pairs for that term.
+    """
+    p = F.normalize(p.float(), dim=-1)  # (B, M, D); cosine similarity = dot product of unit vectors
+    n = F.normalize(n.float(), dim=-1)  # (B, N, D)
+    sp = F.normalize(se_plus.float(), dim=-1).unsqueeze(1)  # (B, 1, D)
+    sm = F.normalize(se_minus.float(), dim=-1).unsqueeze(1)  # (B, 1, D)
+
+    # Term 1: anchor p_m, positive p_j (j != m), negatives n_i.
+    s_pp = torch.bmm(p, p.transpose(1, 2)) / tau  # (B, M, M)
+    s_pn = torch.bmm(p, n.transpose(1, 2)) / tau  # (B, M, N)
+    neg1 = _masked_lse(s_pn, n_valid.unsqueeze(1))  # (B, M): one negative sum per anchor
+    eye = torch.eye(p.shape[1], dtype=torch.bool, device=p.device)
+    pairs = p_valid.unsqueeze(2) & p_valid.unsqueeze(1) & ~eye  # (B, M, M) ordered pairs, j != m
+    term1 = _masked_mean(_nll(s_pp, neg1.unsqueeze(2)), pairs, dims=(1, 2))  # (B,)
+
+    # Term 2: anchor se+, positives p_j, negatives n_i.
+    e_plus_p = (sp * p).sum(-1) / tau  # (B, M)
+    e_plus_n = (sp * n).sum(-1) / tau  # (B, N)
+    neg2 = _masked_lse(e_plus_n, n_valid)  # (B,)
+    term2 = _masked_mean(_nll(e_plus_p, neg2.unsqueeze(1)), p_valid & has_contour.unsqueeze(1), dims=(1,))
+
+    # Term 3: anchor se-, positives n_i, negatives p_j.
+    e_minus_n = (sm * n).sum(-1) / tau  # (B, N)
+    e_minus_p = (sm * p).sum(-1) / tau  # (B, M)
+    neg3 = _masked_lse(e_minus_p, p_valid)  # (B,)
+    term3 = _masked_mean(_nll(e_minus_n, neg3.unsqueeze(1)), n_valid & has_contour.unsqueeze(1), dims=(1,))
+    return term1, term2, term3
+
+
+def ncl_terms(
+    p: torch.Tensor,
+    n: torch.Tensor,
+    se_plus: torch.Tensor | None,
+    se_minus: torch.Tensor | None,
+    tau: float,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The three terms of eq. 7 for ONE image, each a 0-dim loss (negated log-probability).
+
+    Args:
+        p: (M, D) tampered patch features; n: (N, D) authentic patch features (M, N may be 0).
+        se_plus, se_minus: (D,) pivot outputs, or None when the image has no contour patch.
+        tau: temperature; similarity = cosine / tau.
+
+    Returns:
+        (term1, term2, term3): term 1 averages over ordered pairs (m, j), j != m; term 2 over the M
+        tampered positives; term 3 over the N authentic positives. A term with no pairs is 0.
+    """
+    if p.dim() != 2 or n.dim() != 2 or p.shape[1] != n.shape[1]:
+        raise ValueError(f"p and n must be (M, D) and (N, D) with the same D, got {tuple(p.shape)}, {tuple(n.shape)}")
+    dim = p.shape[1]
+    has_contour = se_plus is not None and se_minus is not None
+    if not has_contour:
+        se_plus = se_minus = p.new_zeros(dim)
+    # Pad empty sets with one masked-out row so every tensor op has a non-empty dimension.
+    p_valid = torch.ones(1, max(p.shape[0], 1), dtype=torch.bool, device=p.device)
+    n_valid = torch.ones(1, max(n.shape[0], 1), dtype=torch.bool, device=p.device)
+    if p.shape[0] == 0:
+        p, p_valid = p.new_zeros(1, dim), ~p_valid
+    if n.shape[0] == 0:
+        n, n_valid = n.new_zeros(1, dim), ~n_valid
+    t1, t2, t3 = ncl_terms_batched(
+        p.unsqueeze(0), p_valid, n.unsqueeze(0), n_valid,
+        se_plus.reshape(1, dim), se_minus.reshape(1, dim),
+        torch.tensor([has_contour], device=p.device), tau,
+    )
+    return t1[0], t2[0], t3[0]

@@ -1,0 +1,167 @@
+"""Every number nclkit trains with, in one place, with where it comes from.
+
+`paper` is the model and recipe of the NCL paper (ICCV 2023, §3 and §4 "Implementation Details").
+`quick` is the same code with smaller numbers, tuned so that a 2-core CPU trains a useful model
+on the built-in synthetic set in minutes. Readings of ambiguous passages are argued in
+docs/interpretation.md.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+__all__ = ["Config", "PRESETS", "get_config", "apply_overrides", "VARIANTS"]
+
+# Table 5: Base (plain BCE), Base+Pivot (BCE + NCL), Base+Pivot+PC (NCL + PC = full NCL).
+VARIANTS = ("base", "pivot", "full")
+
+
+@dataclass
+class Config:
+    name: str = "paper"
+    # --- model (paper §3.1, §4) ---
+    encoder: str = "resnet101"            # paper §3.1: ResNet-101 with atrous convolution
+    output_stride: int = 8                # paper §4: "The outputstride is set to 8"
+    aspp_rates: tuple[int, ...] = (12, 24, 36)  # paper §4: rates 1, 12, 24, 36; "1" is the 1x1 branch
+    aspp_channels: int = 256              # DeepLabV3+ standard
+    low_level_channels: int = 48          # DeepLabV3+ standard projection of the stride-4 feature
+    decoder_channels: int = 256           # DeepLabV3+ standard
+    # --- NCL method (paper §3.2-3.4) ---
+    variant: str = "full"                 # Table 5 row: base | pivot | full
+    pivot_block: int = 1                  # Table 6: best after block 1 (stride 4)
+    patch_size: int = 2                   # ours: 2x2 feature cells = 8x8 px at block 1 (notebook 01)
+    tolerance: float = 0.0                # ours: exact categorisation; >0 absorbs noisy masks
+    tau: float = 0.1                      # ours: paper gives no tau (docs/interpretation.md)
+    omega: float = 0.01                   # paper §4: weight of L_NCL in eq. 9
+    mu: float = 0.9                       # paper §4: weight of contour pixels in eq. 8
+    aux_weight: float = 0.4               # ours: weight of each auxiliary PC loss (docs/interpretation.md)
+    max_patches: int = 128                # ours: cap on sampled tampered/authentic patches per image
+    # --- data ---
+    crop_size: int = 512                  # paper §4
+    batch_size: int = 4                   # paper §4
+    num_workers: int = 4
+    eval_max_side: int = 2048             # longer images are resized for the forward pass, map resized back
+    # --- optimisation (paper §4, following DeepLabV3+) ---
+    epochs: int = 70                      # paper §4.2: "early stop the training epoch at 70"
+    lr: float = 0.007
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    poly_power: float = 0.9
+    amp: str = "auto"                     # auto: bf16 on GPUs that have it, fp16+scaler otherwise, fp32 on CPU
+    channels_last: bool = True            # GPU only
+    compile: bool = False
+    seed: int = 0
+    max_train_seconds: float = 0.0        # 0 = no time budget; >0 stops training after that many seconds
+    val_every: int = 1                    # epochs between validations (model selection on split "val")
+
+    def __post_init__(self) -> None:
+        self.aspp_rates = tuple(int(r) for r in self.aspp_rates)
+        self.validate()
+
+    def validate(self) -> None:
+        if self.variant not in VARIANTS:
+            raise ValueError(f"variant={self.variant!r}; expected one of {VARIANTS}")
+        if self.output_stride not in (8, 16):
+            raise ValueError(f"output_stride={self.output_stride}; expected 8 or 16")
+        if not 1 <= self.pivot_block <= 5:
+            raise ValueError(f"pivot_block={self.pivot_block}; expected 1..5 (Table 6)")
+        if self.patch_size < 1:
+            raise ValueError(f"patch_size={self.patch_size}; expected >= 1")
+        if not 0.0 <= self.tolerance < 0.5:
+            raise ValueError(f"tolerance={self.tolerance}; expected 0 <= tolerance < 0.5")
+        if not 0.0 <= self.mu <= 1.0:
+            raise ValueError(f"mu={self.mu}; expected 0 <= mu <= 1")
+        if self.tau <= 0:
+            raise ValueError(f"tau={self.tau}; expected > 0")
+        if self.amp not in ("auto", "bf16", "fp16", "fp32"):
+            raise ValueError(f"amp={self.amp!r}; expected auto, bf16, fp16 or fp32")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["aspp_rates"] = list(self.aspp_rates)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Config":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"unknown config keys {unknown}; known keys: {sorted(known)}")
+        return cls(**d)
+
+    def replace(self, **changes: Any) -> "Config":
+        return dataclasses.replace(self, **changes)
+
+
+PRESETS: dict[str, Config] = {
+    "paper": Config(name="paper"),
+    # Same code, smaller numbers: ResNet-18 at 128 px trains at tens of images/s on 2 CPU cores
+    # (shared/design/ANCHORS.md); OS 16 keeps ASPP's rates inside the 8x8 feature map.
+    "quick": Config(
+        name="quick",
+        encoder="resnet18",
+        output_stride=16,
+        aspp_rates=(2, 4, 6),
+        aspp_channels=64,
+        low_level_channels=32,
+        decoder_channels=64,
+        crop_size=128,
+        batch_size=8,
+        num_workers=2,
+        eval_max_side=512,
+        epochs=12,
+        lr=0.02,
+        max_patches=64,
+        amp="fp32",
+        channels_last=False,
+    ),
+}
+
+
+def get_config(preset: str | Config = "quick", **overrides: Any) -> Config:
+    """The named preset as a fresh Config, with keyword overrides applied."""
+    if isinstance(preset, Config):
+        base = preset
+    else:
+        if preset not in PRESETS:
+            raise ValueError(f"unknown preset {preset!r}; expected one of {sorted(PRESETS)}")
+        base = PRESETS[preset]
+    return base.replace(**overrides) if overrides else base.replace()
+
+
+def _parse_value(text: str, like: Any) -> Any:
+    if isinstance(like, bool):
+        if text.lower() in ("1", "true", "yes", "on"):
+            return True
+        if text.lower() in ("0", "false", "no", "off"):
+            return False
+        raise ValueError(f"expected a boolean, got {text!r}")
+    if isinstance(like, tuple):
+        return tuple(int(v) for v in text.split(",") if v.strip())
+    if isinstance(like, int):
+        return int(text)
+    if isinstance(like, float):
+        return float(text)
+    return text
+
+
+def apply_overrides(cfg: Config, items: list[str] | None) -> Config:
+    """Apply `key=value` strings (the CLI's `--set`) to a Config, with typed parsing."""
+    if not items:
+        return cfg
+    current = cfg.to_dict()
+    changes: dict[str, Any] = {}
+    for item in items:
+        if "=" not in item:
+            raise ValueError(f"override {item!r} is not of the form key=value")
+        key, text = item.split("=", 1)
+        key = key.strip()
+        if key not in current:
+            raise ValueError(f"unknown config key {key!r}; known keys: {sorted(current)}")
+        like = getattr(cfg, key)
+        try:
+            changes[key] = _parse_value(text.strip(), like)
+        except ValueError as err:
+            raise ValueError(f"bad value for {key}: {err}") from None
+    return cfg.replace(**changes)
