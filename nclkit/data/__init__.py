@@ -1,16 +1,35 @@
-"""Data layer: decoding, manifests, joint transforms, the dataset, the synthetic generator, preparers."""
+"""Data layer: decoding, manifests, joint transforms, the dataset, the synthetic generator, preparers.
+
+See docs/data.md for the manifest format and each preparer's expected layout.
+"""
+from .dataset import ManifestDataset
 from .errors import DataError
-from .io import binarize_mask, load_image, load_mask
+from .io import binarize_mask, image_hw, load_image, load_mask
 from .manifest import SPLITS, Record, read_manifest, validate_manifest, write_manifest
+from .preparers import PREPARERS, extract_archive, get_preparer
+from .synthetic import make_synthetic
+from .transforms import MEAN, STD, JointTransform, build_transforms, denormalize, to_tensor_image
 
 __all__ = [
     "DataError",
     "load_image",
     "load_mask",
     "binarize_mask",
+    "image_hw",
     "Record",
     "SPLITS",
     "write_manifest",
     "read_manifest",
     "validate_manifest",
+    "MEAN",
+    "STD",
+    "to_tensor_image",
+    "denormalize",
+    "JointTransform",
+    "build_transforms",
+    "ManifestDataset",
+    "make_synthetic",
+    "PREPARERS",
+    "get_preparer",
+    "extract_archive",
 ]

@@ -15,7 +15,7 @@ from PIL import Image
 
 from .errors import DataError
 
-__all__ = ["load_image", "load_mask", "to_uint8", "to_rgb", "binarize_mask", "IMAGE_SUFFIXES"]
+__all__ = ["load_image", "load_mask", "image_hw", "to_uint8", "to_rgb", "binarize_mask", "IMAGE_SUFFIXES"]
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
 _TIFF_SUFFIXES = (".tif", ".tiff")
@@ -87,12 +87,12 @@ def _read_pil(path: Path) -> np.ndarray:
             elif mode == "1":
                 im = im.convert("L")
             elif mode.startswith("I;16"):
-                return np.asarray(im, dtype=np.uint16)
+                return np.array(im, dtype=np.uint16)
             elif mode == "I":
                 a = np.asarray(im, dtype=np.int64)
                 # 'I' is 32-bit signed, but 16-bit PNGs decode to it; scale by the value range used.
                 return a.astype(np.uint16) if a.max(initial=0) <= 65535 and a.min(initial=0) >= 0 else a.astype(np.int32)
-            return np.asarray(im)
+            return np.array(im)
 
 
 def _decode(path: str | os.PathLike) -> np.ndarray:
@@ -169,3 +169,17 @@ def load_mask(path: str | os.PathLike, expected_hw: tuple[int, int] | None = Non
         raise DataError(f"{path}: mask size {mask.shape[0]}x{mask.shape[1]} (HxW) differs from "
                         f"its image's size {expected_hw[0]}x{expected_hw[1]}")
     return mask
+
+
+def image_hw(path: str | os.PathLike) -> tuple[int, int]:
+    """(H, W) of an image file from its header, without decoding the pixels (cheap for preparers)."""
+    p = Path(path)
+    if not p.is_file():
+        raise DataError(f"{p}: file not found")
+    try:
+        with Image.open(p) as im:
+            w, h = im.size
+        return int(h), int(w)
+    except Exception:  # noqa: BLE001 - PIL cannot parse the header: decode fully (raises DataError)
+        arr = _decode(p)
+        return int(arr.shape[0]), int(arr.shape[1])

@@ -1,0 +1,16 @@
+"""Engine: metrics, prediction, evaluation and robustness (training lives beside them)."""
+from .evaluator import evaluate, save_prediction_figure, write_report
+from .metrics import (
+    best_threshold_f1, global_auc, global_best_threshold_f1, global_f1, image_level_metrics, nan_mean,
+    permuted_f1, pixel_auc, pixel_f1,
+)
+from .predict import predict_files, predict_probability
+from .robustness import TABLE3_ATTACKS, apply_attack, parse_attack, robustness_markdown, robustness_table
+
+__all__ = [
+    "pixel_f1", "pixel_auc", "best_threshold_f1", "permuted_f1", "global_f1", "global_auc",
+    "global_best_threshold_f1", "image_level_metrics", "nan_mean",
+    "predict_probability", "predict_files",
+    "evaluate", "write_report", "save_prediction_figure",
+    "TABLE3_ATTACKS", "parse_attack", "apply_attack", "robustness_table", "robustness_markdown",
+]

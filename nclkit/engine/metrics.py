@@ -16,9 +16,10 @@ Degenerate cases (documented in docs/evaluation.md):
 - AUC when the mask is all 0 or all 1: undefined, returned as ``float('nan')``; averages skip it
   (``nan_mean``) and reports count the skipped images.
 
-AUC and best-threshold F1 share one sort: each pixel becomes the integer key
-``(bits of prob) * 2 + label``. Non-negative IEEE floats order like their bit patterns, so one
-integer sort groups equal probabilities (tie groups) and counts tampered pixels per group exactly.
+AUC and best-threshold F1 rest on one sort: each pixel becomes the integer key
+``(bits of prob) << 1 | label``. Non-negative IEEE floats order like their bit patterns, so one
+integer sort puts equal probabilities (tie groups) together, authentic pixels first, and every
+count below is an exact integer.
 No sklearn at run time; tests compare against it.
 """
 from __future__ import annotations
@@ -98,34 +99,40 @@ def pixel_f1(prob: Any, mask: Any, threshold: float = 0.5) -> float:
     return _f1_from_counts(*_f1_counts(p, m, threshold))
 
 
-def _tie_groups(p: np.ndarray, m: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Sort pixels once; return per distinct probability (ascending): value, #tampered, #authentic."""
+def _sorted_keys(p: np.ndarray, m: np.ndarray) -> np.ndarray:
+    """One sortable integer per pixel, ``(bits of prob) << 1 | label``, sorted ascending.
+
+    Within a tie group (equal probabilities) authentic pixels (label 0) sort before tampered ones.
+    """
     p = p + p.dtype.type(0.0)  # turns -0.0 into +0.0 so that bit patterns order like values
-    bits = p.view(np.int32).astype(np.int64) if p.dtype == np.float32 else p.view(np.int64)
-    # bits of a float64 in [0, 1] are < 2**62, so bits * 2 + 1 cannot overflow int64.
-    keys = (bits << 1) | m.astype(np.int64)  # (N,)
+    if p.dtype == np.float32:
+        keys = (p.view(np.int32) << 1) | m.view(np.uint8)  # bits of 1.0f < 2**30: fits int32
+    else:
+        keys = (p.view(np.int64) << 1) | m  # bits of 1.0 < 2**62: fits int64
     keys.sort()
-    labels = keys & 1
-    values = keys >> 1
-    starts = np.concatenate(([0], np.flatnonzero(values[1:] != values[:-1]) + 1))  # (G,)
-    ends = np.append(starts[1:], keys.size)  # (G,)
-    cum_pos = np.concatenate(([0], np.cumsum(labels)))  # (N + 1,)
-    n_pos = cum_pos[ends] - cum_pos[starts]  # (G,)
-    n_neg = (ends - starts) - n_pos  # (G,)
-    group_bits = values[starts]
-    group_values = (group_bits.astype(np.int32).view(np.float32) if p.dtype == np.float32
-                    else group_bits.view(np.float64))
-    return group_values, n_pos, n_neg
+    return keys
 
 
-def _auc_from_groups(n_pos: np.ndarray, n_neg: np.ndarray) -> float:
-    total_pos, total_neg = int(n_pos.sum()), int(n_neg.sum())
-    if total_pos == 0 or total_neg == 0:
+def _auc_from_keys(keys: np.ndarray) -> float:
+    pos_idx = np.flatnonzero(keys & 1)  # sorted positions of tampered pixels
+    n_pos = pos_idx.size
+    n_neg = keys.size - n_pos
+    if n_pos == 0 or n_neg == 0:
         return float("nan")
-    neg_below = np.cumsum(n_neg) - n_neg  # authentic pixels strictly below each tie group
-    # Mann-Whitney U: each tampered pixel beats the authentic pixels below it, ties count half.
-    twice_u = np.dot(n_pos.astype(np.float64), (2 * neg_below + n_neg).astype(np.float64))
-    return float(twice_u / (2.0 * total_pos * total_neg))
+    # The r-th tampered pixel (0-based) at position i has i - r authentic pixels at or below its
+    # value (tied authentic pixels sort first), so sum(i) - n_pos(n_pos-1)/2 counts ties as wins.
+    twice_u = 2 * (int(pos_idx.sum()) - n_pos * (n_pos - 1) // 2)
+    # Ties count half: subtract n_neg_g * n_pos_g / 2 per mixed tie group. A mixed group has exactly
+    # one place where an authentic key 2v is followed by the tampered key 2v + 1.
+    step = np.flatnonzero((keys[1:] - keys[:-1] == 1) & ((keys[:-1] & 1) == 0))  # (n_mixed,)
+    if step.size:
+        even = keys[step]
+        start = np.searchsorted(keys, even, "left")
+        end = np.searchsorted(keys, even | 1, "right")
+        n_neg_g = (step + 1 - start).astype(np.int64)
+        n_pos_g = (end - step - 1).astype(np.int64)
+        twice_u -= int(np.dot(n_neg_g, n_pos_g))
+    return twice_u / (2.0 * n_pos * n_neg)
 
 
 def pixel_auc(prob: Any, mask: Any) -> float:
@@ -141,20 +148,26 @@ def pixel_auc(prob: Any, mask: Any) -> float:
     n_pos = int(np.count_nonzero(m))
     if n_pos == 0 or n_pos == m.size:
         return float("nan")
-    _, pos, neg = _tie_groups(p, m)
-    return _auc_from_groups(pos, neg)
+    return _auc_from_keys(_sorted_keys(p, m))
 
 
-def _best_f1_from_groups(values: np.ndarray, n_pos: np.ndarray, n_neg: np.ndarray) -> tuple[float, float]:
-    total_pos = int(n_pos.sum())
+def _best_f1_from_keys(keys: np.ndarray, dtype: np.dtype) -> tuple[float, float]:
+    labels = keys & 1
+    total_pos = int(np.count_nonzero(labels))
     if total_pos == 0:
         return 0.0, float("nan")
-    # Threshold at group g predicts tampered every pixel with prob >= values[g].
-    tp = np.cumsum(n_pos[::-1])[::-1]  # (G,) tampered pixels at or above each group
-    n_pred = np.cumsum((n_pos + n_neg)[::-1])[::-1]  # (G,)
-    f1 = 2.0 * tp / (n_pred + total_pos)
+    values = keys >> 1
+    starts = np.concatenate(([0], np.flatnonzero(values[1:] != values[:-1]) + 1))  # (G,) tie groups
+    # Threshold at group g predicts tampered every pixel with prob >= its value: those from starts[g].
+    pos_below = np.concatenate(([0], np.cumsum(labels, dtype=np.int64)))[starts]  # (G,)
+    tp = total_pos - pos_below
+    n_pred = keys.size - starts
+    f1 = 2.0 * tp / (n_pred + total_pos)  # (G,)
     best = len(f1) - 1 - int(np.argmax(f1[::-1]))  # the highest threshold among equal maxima
-    return float(f1[best]), float(values[best])
+    bits = values[starts[best]]
+    threshold = np.array(bits, dtype=np.int32).view(np.float32) if dtype == np.float32 \
+        else np.array(bits, dtype=np.int64).view(np.float64)
+    return float(f1[best]), float(threshold)
 
 
 def best_threshold_f1(prob: Any, mask: Any) -> tuple[float, float]:
@@ -170,7 +183,7 @@ def best_threshold_f1(prob: Any, mask: Any) -> tuple[float, float]:
         (best F1, threshold t for the rule ``prob >= t``); (0.0, nan) when nothing is tampered.
     """
     p, m = _check_pair(prob, mask)
-    return _best_f1_from_groups(*_tie_groups(p, m))
+    return _best_f1_from_keys(_sorted_keys(p, m), p.dtype)
 
 
 def permuted_f1(prob: Any, mask: Any, threshold: float = 0.5) -> float:
@@ -210,13 +223,13 @@ def global_f1(probs: Sequence[Any], masks: Sequence[Any], threshold: float = 0.5
 def global_auc(probs: Sequence[Any], masks: Sequence[Any]) -> float:
     """Dataset-level AUC over the concatenated pixels of all images (nan if one class only)."""
     p, m = _concat(probs, masks)
-    return _auc_from_groups(*_tie_groups(p, m)[1:])
+    return _auc_from_keys(_sorted_keys(p, m))
 
 
 def global_best_threshold_f1(probs: Sequence[Any], masks: Sequence[Any]) -> tuple[float, float]:
     """Dataset-level best F1: one threshold for the whole dataset, chosen to maximise F1."""
     p, m = _concat(probs, masks)
-    return _best_f1_from_groups(*_tie_groups(p, m))
+    return _best_f1_from_keys(_sorted_keys(p, m), p.dtype)
 
 
 def image_level_metrics(scores: Sequence[float], labels: Sequence[int],

@@ -1,12 +1,12 @@
-"""The IML model: DeepLabV3+ (paper §3.1, §4) + auxiliary classifiers (§3.3) + pivot network (§3.2).
+"""The IML model: DeepLabV3+ (paper §3.1, §4), auxiliary classifiers (§3.3), pivot network (§3.2).
 
 Data flow (Figure 2a):
 
-    image -> encoder blocks 1..5 -> ASPP on block 5 (stride OS) ------------> aux logit 1 (stride OS)
-                                      | bilinear up to block 2's size
-             block 2 (stride 4) -> 1x1 proj -> concat (the fused feature) --> aux logit 2 (stride 4)
-                                      | two 3x3 conv-BN-ReLU
-                                      classifier -> bilinear up to H x W ---> logits (stride 1)
+    image -> encoder blocks 1..5 -> ASPP on block 5 (stride OS) --------> aux logit 1 (stride OS)
+                                     | bilinear up to block 2's size
+             block 2 (stride 4) -> 1x1 proj -> concat (fused feature) --> aux logit 2 (stride 4)
+                                     | two 3x3 conv-BN-ReLU
+                                     classifier -> bilinear up to H x W -> logits (stride 1)
 
 The pivot network sits on block `cfg.pivot_block` (Table 6: block 1) but is called by the NCL
 loss, not in `forward`; it lives here so the optimiser and the checkpoint cover it.

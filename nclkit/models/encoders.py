@@ -154,7 +154,7 @@ ENCODERS: dict[str, Callable[[int], nn.Module]] = {
 
 
 def get_encoder(name: str, output_stride: int = 8) -> nn.Module:
-    """Build encoder `name` from scratch; it returns 5 block features and has `.channels`, `.strides`.
+    """Encoder `name`, from scratch: forward gives 5 block features; has `.channels`, `.strides`.
 
     Args:
         name: one of ENCODERS (resnet18, resnet34, resnet50, resnet101, swin_t).

@@ -1,0 +1,194 @@
+"""Command line: `nclkit train | eval | predict | prepare | synth | report`, each with --help.
+
+Errors a user can cause (a missing file, an unreadable image, an empty manifest, a checkpoint of
+another preset) end with one clear line on stderr and exit status 2, not a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+__all__ = ["main", "build_parser"]
+
+
+def _add_config_args(p: argparse.ArgumentParser, variant: bool = True) -> None:
+    p.add_argument("--preset", default="quick", choices=["quick", "paper"],
+                   help="quick: small model for a CPU; paper: ResNet-101, OS 8, 512 px, batch 4 (default: quick)")
+    if variant:
+        p.add_argument("--variant", choices=["base", "pivot", "full"],
+                       help="Table 5 row: base (BCE), pivot (BCE + NCL), full (NCL + PC; default)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override any config value, e.g. --set lr=0.01 --set pivot_block=2 (repeatable)")
+
+
+def _config(args):
+    from .presets import apply_overrides, get_config
+
+    cfg = get_config(args.preset)
+    extra = {}
+    if getattr(args, "variant", None):
+        extra["variant"] = args.variant
+    if getattr(args, "epochs", None) is not None:
+        extra["epochs"] = args.epochs
+    if extra:
+        cfg = cfg.replace(**extra)
+    return apply_overrides(cfg, args.overrides)
+
+
+def cmd_train(args) -> int:
+    from .engine.trainer import train
+
+    cfg = _config(args)
+    summary = train(cfg, args.data, args.out, resume=args.resume, device=args.device,
+                    progress=not args.no_progress, tensorboard=args.tensorboard)
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+def cmd_eval(args) -> int:
+    from .data import read_manifest
+    from .engine.checkpoint import load_model
+    from .engine.distributed import pick_device
+    from .engine.evaluator import evaluate, save_prediction_figure, write_report
+
+    device = pick_device(args.device)
+    model, _ = load_model(args.checkpoint, device=device)
+    records = read_manifest(args.data, split=args.split)
+    if args.limit:
+        records = records[: args.limit]
+    result = evaluate(model, records, device=device, attack=args.attack, global_metrics=args.all_protocols,
+                      best_threshold=args.all_protocols, permuted=args.all_protocols, progress=not args.no_progress)
+    result["checkpoint"] = str(args.checkpoint)
+    result["split"] = args.split
+    write_report(result, args.out)
+    if args.figure:
+        save_prediction_figure(model, records, Path(args.out).with_suffix(".png"))
+    shown = {k: result[k] for k in ("pixel_f1", "pixel_auc", "n_images", "n_tampered", "n_authentic") if k in result}
+    print(json.dumps(shown, indent=2))
+    return 0
+
+
+def cmd_robustness(args) -> int:
+    from .data import read_manifest
+    from .engine.checkpoint import load_model
+    from .engine.distributed import pick_device
+    from .engine.robustness import robustness_table, table_markdown
+
+    device = pick_device(args.device)
+    model, _ = load_model(args.checkpoint, device=device)
+    records = read_manifest(args.data, split=args.split)
+    table = robustness_table(model, records, seed=args.seed, device=device)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(table, indent=2) + "\n")
+    out.with_suffix(".md").write_text(table_markdown(table) + "\n")
+    print(table_markdown(table))
+    return 0
+
+
+def cmd_predict(args) -> int:
+    from .engine.checkpoint import load_model
+    from .engine.distributed import pick_device
+    from .engine.predict import predict_files
+
+    device = pick_device(args.device)
+    model, _ = load_model(args.checkpoint, device=device)
+    summary = predict_files(model, args.inputs, args.out, threshold=args.threshold)
+    print(summary)
+    return 1 if getattr(summary, "failed", None) and not getattr(summary, "written", None) else 0
+
+
+def cmd_prepare(args) -> int:
+    from .data.preparers import PREPARERS
+
+    out = PREPARERS[args.name](Path(args.root), Path(args.out))
+    print(f"wrote {out}")
+    return 0
+
+
+def cmd_synth(args) -> int:
+    from .data.synthetic import make_synthetic
+
+    path = make_synthetic(args.out, num=args.num, seed=args.seed, size=args.size)
+    print(f"wrote {path}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="nclkit", description="NCL image manipulation localization (ICCV 2023)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("train", help="train NCL (or a Table 5 variant) on a manifest's train split")
+    _add_config_args(p)
+    p.add_argument("--data", required=True, help="manifest .jsonl with train (and val) splits")
+    p.add_argument("--out", required=True, help="run folder: best.pt, last.pt, log.jsonl, config.json")
+    p.add_argument("--epochs", type=int, help="number of epochs (default: the preset's)")
+    p.add_argument("--resume", action="store_true", help="continue exactly from RUN_DIR/last.pt")
+    p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda if available)")
+    p.add_argument("--tensorboard", action="store_true", help="also log to RUN_DIR/tensorboard")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("eval", help="evaluate a checkpoint: per-image pixel F1@0.5 and AUC, image-level metrics")
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--data", required=True, help="manifest .jsonl")
+    p.add_argument("--split", default="test")
+    p.add_argument("--out", required=True, help="report .json (a .md table is written beside it)")
+    p.add_argument("--attack", help="robustness attack KIND:VALUE, e.g. jpeg:50, blur:3, noise:5, resize:0.78")
+    p.add_argument("--all-protocols", action="store_true", help="also global, best-threshold and permuted F1")
+    p.add_argument("--figure", action="store_true", help="also save a figure of sample predictions (.png)")
+    p.add_argument("--limit", type=int, help="evaluate only the first N records")
+    p.add_argument("--device")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("robustness", help="the paper's Table 3: every attack on one split")
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--data", required=True)
+    p.add_argument("--split", default="test")
+    p.add_argument("--out", required=True, help="table .json (a .md table is written beside it)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device")
+    p.set_defaults(func=cmd_robustness)
+
+    p = sub.add_parser("predict", help="probability maps and overlays for your own images")
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("inputs", nargs="+", help="image files or folders")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--threshold", type=float, default=0.5)
+    p.add_argument("--device")
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("prepare", help="turn a benchmark's published layout into a manifest")
+    p.add_argument("name", choices=["coverage", "casia1", "casia2", "columbia", "nist16", "defacto", "imd2020"])
+    p.add_argument("--root", required=True, help="the benchmark's folder, as published")
+    p.add_argument("--out", required=True, help="manifest .jsonl to write")
+    p.set_defaults(func=cmd_prepare)
+
+    p = sub.add_parser("synth", help="write the built-in synthetic forgery set and its manifest")
+    p.add_argument("--out", required=True, help="output folder (manifest.jsonl goes inside)")
+    p.add_argument("--num", type=int, default=1000, help="number of images (default 1000)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--size", type=int, default=128, help="image side in px (default 128, the quick preset's crop)")
+    p.set_defaults(func=cmd_synth)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .data import DataError
+
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (DataError, ValueError, FileNotFoundError) as err:
+        if os.environ.get("NCLKIT_DEBUG"):
+            raise
+        print(f"nclkit {args.command}: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

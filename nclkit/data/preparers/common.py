@@ -1,0 +1,140 @@
+"""Helpers shared by the dataset preparers: output paths, splits, pairing checks, archives."""
+from __future__ import annotations
+
+import hashlib
+import os
+import tarfile
+import warnings
+import zipfile
+from pathlib import Path, PurePosixPath
+from typing import Iterable
+
+import cv2
+import numpy as np
+
+from ..errors import DataError
+from ..io import IMAGE_SUFFIXES, image_hw
+from ..manifest import Record, validate_manifest, write_manifest
+
+__all__ = ["manifest_paths", "hash_fraction", "hash_split", "list_images", "require_dirs",
+           "drop_mis_sized", "write_binary_mask", "finish", "extract_archive"]
+
+
+def manifest_paths(out: str | os.PathLike, name: str) -> tuple[Path, Path]:
+    """`out` is the manifest file (*.jsonl) or a folder that receives manifest.jsonl.
+
+    Returns (manifest path, folder for files the preparer derives, e.g. converted masks).
+    """
+    out = Path(out)
+    manifest = out if out.suffix == ".jsonl" else out / "manifest.jsonl"
+    return manifest, manifest.parent / f"{name}_derived"
+
+
+def hash_fraction(name: str) -> float:
+    """A number in [0, 1) fixed by `name` alone: splits that do not depend on listing order."""
+    return int(hashlib.sha1(name.encode("utf-8")).hexdigest()[:12], 16) / float(16**12)
+
+
+def hash_split(name: str, test: float = 0.0, val: float = 0.0) -> str:
+    """'test' for the first `test` fraction of hash space, then 'val' for the next `val`, else 'train'."""
+    h = hash_fraction(name)
+    if h < test:
+        return "test"
+    return "val" if h < test + val else "train"
+
+
+def list_images(folder: Path, recursive: bool = False) -> list[Path]:
+    """Image files in a folder (sorted), skipping hidden files and OS litter such as Thumbs.db."""
+    it = folder.rglob("*") if recursive else folder.iterdir()
+    return sorted(p for p in it if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+                  and not p.name.startswith("."))
+
+
+def require_dirs(root: Path, names: Iterable[str], dataset: str) -> None:
+    """Raise DataError naming every expected sub-folder of root that is missing."""
+    if not root.is_dir():
+        raise DataError(f"{root}: {dataset} root folder not found")
+    missing = [n for n in names if not (root / n).is_dir()]
+    if missing:
+        raise DataError(f"{root}: not a {dataset} layout; expected folders {list(names)}, missing {missing}")
+
+
+def drop_mis_sized(records: list[Record], dataset: str) -> list[Record]:
+    """Exclude tampered records whose mask size differs from the image's, with one warning naming them."""
+    kept, bad = [], []
+    for r in records:
+        if r.mask is not None:
+            hw_i, hw_m = image_hw(r.image), image_hw(r.mask)
+            if hw_i != hw_m:
+                bad.append(f"{Path(r.image).name} (image {hw_i[0]}x{hw_i[1]}, mask {Path(r.mask).name} "
+                           f"{hw_m[0]}x{hw_m[1]})")
+                continue
+        kept.append(r)
+    if bad:
+        warnings.warn(f"{dataset}: excluded {len(bad)} tampered image(s) whose mask size differs from "
+                      f"the image (HxW): " + "; ".join(bad), stacklevel=3)
+    return kept
+
+
+def write_binary_mask(mask: np.ndarray, path: Path) -> str:
+    """Save a {0,1} (H, W) mask as a 0/255 PNG; returns the path as a string."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not cv2.imwrite(str(path), (mask > 0).astype(np.uint8) * 255):
+        raise DataError(f"{path}: could not write mask")
+    return str(path)
+
+
+def finish(records: list[Record], manifest: Path, dataset: str, root: Path) -> Path:
+    """Validate and write; an empty result is an error naming the root."""
+    if not records:
+        raise DataError(f"{root}: no usable {dataset} image/mask pairs found")
+    validate_manifest(records, check_files=True)
+    return write_manifest(records, manifest)
+
+
+def _inside(dest: Path, name: str) -> bool:
+    p = PurePosixPath(name.replace("\\", "/"))
+    if p.is_absolute() or (len(name) > 1 and name[1] == ":"):
+        return False
+    target = (dest / Path(*p.parts)).resolve() if p.parts else dest
+    return target == dest or dest in target.parents
+
+
+def extract_archive(archive: str | os.PathLike, dest: str | os.PathLike) -> Path:
+    """Extract a .zip or tar(.gz/.bz2/.xz) archive into dest, refusing unsafe members.
+
+    Raises:
+        DataError: unknown format, unreadable archive, or a member whose path (or link target)
+            would land outside dest, or a device/FIFO member; nothing is extracted then.
+    """
+    archive, dest = Path(archive), Path(dest)
+    if not archive.is_file():
+        raise DataError(f"{archive}: archive not found")
+    dest.mkdir(parents=True, exist_ok=True)
+    root = dest.resolve()
+    try:
+        if zipfile.is_zipfile(archive):
+            with zipfile.ZipFile(archive) as zf:
+                for name in zf.namelist():
+                    if not _inside(root, name):
+                        raise DataError(f"{archive}: member {name!r} would extract outside {dest}")
+                zf.extractall(root)
+            return dest
+        if tarfile.is_tarfile(archive):
+            with tarfile.open(archive) as tf:
+                members = tf.getmembers()
+                for m in members:
+                    if not _inside(root, m.name):
+                        raise DataError(f"{archive}: member {m.name!r} would extract outside {dest}")
+                    if m.issym() or m.islnk():
+                        base = (root / m.name).parent if m.issym() else root
+                        link = m.linkname
+                        if os.path.isabs(link) or not _inside(root, os.path.relpath(base / link, root)):
+                            raise DataError(f"{archive}: link {m.name!r} -> {link!r} points outside {dest}")
+                    elif not (m.isfile() or m.isdir()):
+                        raise DataError(f"{archive}: member {m.name!r} is a device or FIFO; refused")
+                tf.extractall(root, members=members, filter="data")
+            return dest
+    except (zipfile.BadZipFile, tarfile.TarError, EOFError, OSError) as err:
+        raise DataError(f"{archive}: cannot read archive ({type(err).__name__}: {err})") from err
+    raise DataError(f"{archive}: not a zip or tar archive")

@@ -1,0 +1,230 @@
+"""A learnable forgery set built from the sample photos that ship with scikit-image.
+
+Every notebook and test can train without a download: `make_synthetic` crops and rescales
+scikit-image's bundled photos and textures into many distinct backgrounds, then forges them
+by splicing, copy-move or removal (inpainting) inside random ellipses, polygons or blobs
+covering about 3-35 % of the image. The forged region carries a processing trace that
+differs from its surroundings (re-JPEG at another quality, blur, noise, resampling), and the
+whole image may be JPEG'd again at quality 70-100 (shared/design/DESIGN.md §3, ANCHORS.md:
+this is the kind of set a plain DeepLabV3+ learns from traces). Authentic images get the
+same global processing so that global statistics do not give the label away.
+
+Files: out_dir/images/<id>.png (lossless store of the final, possibly JPEG'd, image),
+out_dir/masks/<id>.png (0/255), out_dir/manifest.jsonl, out_dir/synthetic.json (parameters
+and the forgery kind of each id).
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from .errors import DataError
+from .io import load_image
+from .manifest import Record, write_manifest
+
+__all__ = ["make_synthetic", "source_photos", "random_region", "FORGERY_KINDS", "TRACES"]
+
+FORGERY_KINDS = ("splice", "copy_move", "removal")
+TRACES = ("jpeg", "blur", "noise", "resample")
+_PHOTOS = ("astronaut.png", "coffee.png", "chelsea.png", "rocket.jpg", "motorcycle_left.png",
+           "motorcycle_right.png", "hubble_deep_field.jpg", "ihc.png", "retina.jpg", "camera.png",
+           "brick.png", "grass.png", "gravel.png", "moon.png", "page.png", "text.png", "coins.png",
+           "cell.png", "microaneurysms.png", "clock_motion.png")
+_CACHE: dict[str, list[np.ndarray]] = {}
+_VERSION = 1  # bump when the generator changes, so cached sets are rebuilt
+
+
+def source_photos() -> list[np.ndarray]:
+    """scikit-image's bundled photos/textures as uint8 RGB arrays (those present in the install)."""
+    if "photos" not in _CACHE:
+        import skimage
+
+        folder = Path(skimage.__file__).resolve().parent / "data"
+        photos = [load_image(folder / name) for name in _PHOTOS if (folder / name).is_file()]
+        if len(photos) < 2:
+            raise DataError(f"{folder}: found {len(photos)} of scikit-image's sample photos; need at least 2")
+        _CACHE["photos"] = photos
+    return _CACHE["photos"]
+
+
+def _background(rng: np.random.Generator, photos: list[np.ndarray], size: int) -> np.ndarray:
+    """A random crop of a random photo, rescaled to (size, size, 3), flipped/rotated/tinted."""
+    src = photos[rng.integers(len(photos))]
+    h, w = src.shape[:2]
+    side_max = min(h, w)
+    side_min = min(side_max, size // 2 + 1)
+    side = int(round(np.exp(rng.uniform(np.log(side_min), np.log(side_max)))))
+    y, x = rng.integers(0, h - side + 1), rng.integers(0, w - side + 1)
+    crop = src[y:y + side, x:x + side]
+    interp = cv2.INTER_AREA if side >= size else cv2.INTER_CUBIC
+    img = cv2.resize(crop, (size, size), interpolation=interp)
+    img = np.rot90(img, rng.integers(4))
+    if rng.random() < 0.5:
+        img = img[:, ::-1]
+    if np.ptp(img.astype(np.int16).mean(axis=2) - img[:, :, 0]) < 2:  # grayscale source: tint it
+        img = np.clip(img * rng.uniform(0.75, 1.1, size=3), 0, 255)
+    return np.ascontiguousarray(img, dtype=np.uint8)
+
+
+def random_region(rng: np.random.Generator, size: int, area: tuple[float, float] = (0.03, 0.35)) -> np.ndarray:
+    """A random ellipse, polygon or blob covering a fraction in `area` of a (size, size) uint8 {0,1} mask."""
+    target = rng.uniform(*area) * size * size
+    shape = rng.choice(["ellipse", "polygon", "blob"])
+    cy, cx = rng.uniform(0.25, 0.75, size=2) * size
+    mask = np.zeros((size, size), np.uint8)
+    if shape == "ellipse":
+        ratio = rng.uniform(0.5, 2.0)
+        a = np.sqrt(target / np.pi * ratio)
+        cv2.ellipse(mask, (int(cx), int(cy)), (max(2, int(a)), max(2, int(a / ratio))),
+                    float(rng.uniform(0, 180)), 0, 360, 1, -1)
+    elif shape == "polygon":
+        k = int(rng.integers(3, 10))
+        ang = np.sort(rng.uniform(0, 2 * np.pi, k))
+        rad = rng.uniform(0.6, 1.2, k)
+        pts = np.stack([np.cos(ang) * rad, np.sin(ang) * rad], 1)  # (k, 2) unit-scale polygon
+        unit_area = 0.5 * abs(np.dot(pts[:, 0], np.roll(pts[:, 1], 1)) - np.dot(pts[:, 1], np.roll(pts[:, 0], 1)))
+        scale = np.sqrt(target / max(unit_area, 1e-3))
+        cv2.fillPoly(mask, [np.round(pts * scale + [cx, cy]).astype(np.int32)], 1)
+    else:
+        g = max(3, int(rng.integers(3, 7)))
+        low = rng.standard_normal((g, g)).astype(np.float32)
+        field = cv2.resize(low, (size, size), interpolation=cv2.INTER_CUBIC)
+        field -= np.hypot(*np.meshgrid(np.arange(size) - cx, np.arange(size) - cy)) / size * 2.0
+        mask = (field > np.quantile(field, 1 - target / (size * size))).astype(np.uint8)
+    if mask.sum() < 0.02 * size * size:  # shape clipped by the border: fall back to a centred ellipse
+        mask[:] = 0
+        a = max(3, int(np.sqrt(target / np.pi)))
+        cv2.ellipse(mask, (size // 2, size // 2), (a, a), 0, 0, 360, 1, -1)
+    return mask
+
+
+def _jpeg(img: np.ndarray, quality: int) -> np.ndarray:
+    ok, buf = cv2.imencode(".jpg", img[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+    return cv2.imdecode(buf, cv2.IMREAD_COLOR)[:, :, ::-1]
+
+
+def _trace(rng: np.random.Generator, img: np.ndarray) -> tuple[np.ndarray, str]:
+    """Process a donor so the pasted region differs from its surroundings."""
+    kind = TRACES[rng.integers(len(TRACES))]
+    if kind == "jpeg":
+        out = _jpeg(img, int(rng.integers(20, 70)))
+    elif kind == "blur":
+        out = cv2.GaussianBlur(img, (0, 0), float(rng.uniform(0.9, 2.0)))
+    elif kind == "noise":
+        noisy = img.astype(np.float32) + rng.normal(0, rng.uniform(5, 12), img.shape).astype(np.float32)
+        out = np.clip(noisy, 0, 255).astype(np.uint8)
+    else:  # resample: down then up, the interpolation leaves a periodic, smoothed texture
+        s, f = img.shape[0], rng.uniform(0.35, 0.7)
+        small = cv2.resize(img, (max(8, int(s * f)),) * 2, interpolation=cv2.INTER_LINEAR)
+        out = cv2.resize(small, (s, s), interpolation=cv2.INTER_LINEAR)
+    return np.ascontiguousarray(out), kind
+
+
+def _forge(rng: np.random.Generator, target: np.ndarray, photos: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, str]:
+    size = target.shape[0]
+    kind = FORGERY_KINDS[rng.choice(3, p=[0.5, 0.3, 0.2])]
+    if kind == "removal":
+        region = random_region(rng, size, (0.03, 0.15))  # inpainting large areas is just a smear
+        flag = cv2.INPAINT_TELEA if rng.random() < 0.5 else cv2.INPAINT_NS
+        donor = cv2.inpaint(target, region * 255, float(rng.integers(3, 8)), flag)
+        if rng.random() < 0.5:
+            donor, _ = _trace(rng, donor)
+    else:
+        region = random_region(rng, size)
+        if kind == "splice":
+            donor = _background(rng, photos, size)
+        else:  # copy-move: the same image, shifted (and maybe rescaled/rotated: a resampling trace)
+            d = rng.uniform(0.15, 0.5, size=2) * size * rng.choice([-1, 1], size=2)
+            m = cv2.getRotationMatrix2D((size / 2, size / 2), float(rng.uniform(-20, 20)), float(rng.uniform(0.8, 1.25)))
+            m[:, 2] += d
+            donor = cv2.warpAffine(target, m, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+        donor, _ = _trace(rng, donor)
+    alpha = region.astype(np.float32)
+    if rng.random() < 0.5:  # soften the seam a little; the ground truth stays the hard region
+        alpha = cv2.GaussianBlur(alpha, (0, 0), 0.7)
+    alpha = alpha[:, :, None]
+    out = np.clip(target * (1 - alpha) + donor * alpha + 0.5, 0, 255).astype(np.uint8)
+    return out, region, kind
+
+
+def _one(seed: int, index: int, size: int, tampered: bool, photos: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, str]:
+    rng = np.random.default_rng([seed, index])
+    img = _background(rng, photos, size)
+    if rng.random() < 0.5:  # the camera's own JPEG, before any forgery
+        img = _jpeg(img, int(rng.integers(75, 98)))
+    mask, kind = np.zeros((size, size), np.uint8), "authentic"
+    if tampered:
+        img, mask, kind = _forge(rng, img, photos)
+    if rng.random() < 0.8:  # the final save of the forger (or of the authentic photo)
+        img = _jpeg(img, int(rng.integers(70, 101)))
+    return img, mask, kind
+
+
+def _split_counts(num: int, splits: tuple[float, float, float]) -> list[int]:
+    if len(splits) != 3 or min(splits) < 0 or abs(sum(splits) - 1.0) > 1e-6:
+        raise ValueError(f"splits={splits}; expected three non-negative fractions (train, val, test) summing to 1")
+    n_train, n_val = int(round(num * splits[0])), int(round(num * splits[1]))
+    return [n_train, n_val, num - n_train - n_val]
+
+
+def make_synthetic(
+    out_dir: str | os.PathLike,
+    num: int = 1000,
+    seed: int = 0,
+    size: int = 128,
+    splits: tuple[float, float, float] = (0.8, 0.1, 0.1),
+    authentic_fraction: float = 0.15,
+    overwrite: bool = False,
+) -> Path:
+    """Generate (or reuse) a synthetic forgery set and return its manifest path.
+
+    Args:
+        out_dir: output folder (created).
+        num: number of images.
+        seed: everything is a function of (seed, index): same arguments, same files.
+        size: image side in pixels.
+        splits: train/val/test fractions; images are assigned to splits in index order.
+        authentic_fraction: share of authentic images in each split.
+        overwrite: regenerate even when out_dir already holds a set made with the same arguments.
+    Returns:
+        out_dir/manifest.jsonl
+    """
+    if num < 1 or size < 16:
+        raise ValueError(f"num={num}, size={size}; expected num >= 1 and size >= 16")
+    if not 0.0 <= authentic_fraction <= 1.0:
+        raise ValueError(f"authentic_fraction={authentic_fraction}; expected 0..1")
+    counts = _split_counts(num, tuple(splits))
+    out = Path(out_dir)
+    manifest = out / "manifest.jsonl"
+    params = {"version": _VERSION, "num": num, "seed": seed, "size": size,
+              "splits": list(splits), "authentic_fraction": authentic_fraction}
+    info_path = out / "synthetic.json"
+    if not overwrite and manifest.is_file() and info_path.is_file():
+        if json.loads(info_path.read_text()).get("params") == params:
+            return manifest
+    photos = source_photos()
+    (out / "images").mkdir(parents=True, exist_ok=True)
+    (out / "masks").mkdir(parents=True, exist_ok=True)
+    split_rng = np.random.default_rng([seed, 2**31])
+    records, kinds, start = [], {}, 0
+    for split, n in zip(("train", "val", "test"), counts):
+        authentic = set((start + split_rng.permutation(n)[: int(round(n * authentic_fraction))]).tolist())
+        for i in range(start, start + n):
+            rid = f"syn{i:05d}"
+            img, mask, kind = _one(seed, i, size, i not in authentic, photos)
+            ipath = out / "images" / f"{rid}.png"
+            cv2.imwrite(str(ipath), img[:, :, ::-1], [cv2.IMWRITE_PNG_COMPRESSION, 1])
+            mpath = None
+            if kind != "authentic":
+                mpath = out / "masks" / f"{rid}.png"
+                cv2.imwrite(str(mpath), mask * 255, [cv2.IMWRITE_PNG_COMPRESSION, 1])
+            records.append(Record(image=str(ipath), mask=None if mpath is None else str(mpath),
+                                  label=int(kind != "authentic"), dataset="synthetic", split=split, id=rid))
+            kinds[rid] = kind
+        start += n
+    info_path.write_text(json.dumps({"params": params, "kinds": kinds}, indent=1))
+    return write_manifest(records, manifest)

@@ -1,0 +1,234 @@
+"""Evaluate a model on manifest records with an explicit, stated protocol (DESIGN.md §2).
+
+Default protocol, written into every result's ``protocol`` entry and report header:
+pixel F1 at threshold 0.5 (``prob > 0.5``) and tie-aware AUC, computed per tampered image at its
+original resolution and averaged over tampered images; authentic images enter only the
+image-level metrics (score = max pixel probability). Global (dataset-level), best-threshold and
+permuted metrics are opt-in and always carry their protocol in their key names.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from . import metrics as M
+from .predict import predict_probability
+from .robustness import apply_attack, parse_attack
+
+__all__ = ["evaluate", "write_report", "save_prediction_figure", "load_sample"]
+
+
+def load_sample(record: Any) -> tuple[np.ndarray, np.ndarray | None]:
+    """Image (uint8 (H, W, 3)) and mask (uint8 (H, W) in {0, 1}, None if authentic) of a Record."""
+    from nclkit.data import load_image, load_mask
+
+    image = load_image(record.image)
+    mask = None if record.mask is None else load_mask(record.mask, expected_hw=image.shape[:2])
+    return image, mask
+
+
+def _resize_prob(prob: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
+    """Bilinear resize of a probability map back to the mask's size (after a resize attack)."""
+    if prob.shape == tuple(hw):
+        return prob
+    t = torch.from_numpy(prob)[None, None]  # (1, 1, h, w)
+    return F.interpolate(t, size=hw, mode="bilinear", align_corners=False)[0, 0].clamp_(0, 1).numpy()
+
+
+def _protocol(attack: str | None, seed: int, extra_thresholds: Sequence[float], max_side: int | None) -> dict:
+    return {
+        "pixel_metrics": "per tampered image, then averaged over tampered images",
+        "f1_threshold": 0.5,
+        "f1_rule": "pixel tampered if prob > threshold",
+        "f1_extra_thresholds": list(extra_thresholds),
+        "auc": "per image, rank-based (Mann-Whitney), ties counted half; undefined (all-tampered mask) "
+               "images skipped and counted in n_auc_undefined",
+        "resolution": f"original image resolution (forward pass with longer side <= {max_side}, "
+                      "probability map resized back bilinearly)",
+        "authentic_images": "excluded from pixel metrics; image-level metrics only",
+        "image_level": "score = max pixel probability; image AUC (tie-aware), balanced accuracy and "
+                       "F1 of the tampered class at score > 0.5",
+        "attack": attack,
+        "attack_seed": seed if attack else None,
+    }
+
+
+def evaluate(
+    model: nn.Module,
+    records: Sequence[Any],
+    device: str | torch.device | None = None,
+    attack: str | None = None,
+    thresholds: Sequence[float] = (0.5,),
+    global_metrics: bool = False,
+    best_threshold: bool = False,
+    permuted: bool = False,
+    figure_path: str | os.PathLike | None = None,
+    progress: bool = True,
+    seed: int = 0,
+    max_side: int | None = None,
+) -> dict[str, Any]:
+    """Evaluate ``model`` on ``records`` (nclkit.data.Record) under the protocol above.
+
+    Args:
+        attack: Table 3 attack spec (e.g. ``"jpeg:50"``) applied to every image; None = clean.
+        thresholds: fixed F1 thresholds; 0.5 (always computed) gives ``pixel_f1``, any other t
+            adds ``pixel_f1@<t>``.
+        global_metrics: add ``global_f1`` / ``global_auc`` over the pixels of all tampered images
+            (keeps every tampered pixel in memory: 5 bytes each).
+        best_threshold: add ``pixel_f1_best_threshold`` (per-image optimal threshold, mean), and
+            ``global_f1_best_threshold`` when ``global_metrics`` is on.
+        permuted: add ``pixel_f1_permuted`` (max of F1 with mask and inverted mask, mean).
+        figure_path: also save an image / ground truth / probability / overlay grid there.
+        seed: attack seed; image i uses ``(seed, i)`` so results do not depend on batching.
+        max_side: forward-pass size limit; None = ``model.cfg.eval_max_side``.
+    Returns:
+        dict: ``pixel_f1``, ``pixel_auc``, ``n_images``, ``n_tampered``, ``n_authentic``,
+        ``n_auc_undefined``, image-level metrics (None without both classes), opt-in metrics,
+        ``protocol`` and ``per_image`` (id, label, f1, auc, score, ...).
+    """
+    from tqdm.auto import tqdm
+
+    records = list(records)
+    if not records:
+        raise ValueError("evaluate() got no records; check the manifest path and the split filter")
+    if attack is not None:
+        attack = str(parse_attack(attack))
+    extra_thresholds = [float(t) for t in thresholds if float(t) != 0.5]
+    bad = [t for t in extra_thresholds if not 0.0 <= t <= 1.0]
+    if bad:
+        raise ValueError(f"thresholds {bad} outside [0, 1]")
+    if max_side is None:
+        max_side = getattr(getattr(model, "cfg", None), "eval_max_side", None)
+
+    per_image: list[dict[str, Any]] = []
+    kept_probs, kept_masks = [], []
+    for i, rec in enumerate(tqdm(records, desc=f"eval {attack or 'clean'}", disable=not progress)):
+        image, mask = load_sample(rec)
+        attacked = image if attack is None else apply_attack(image, attack, seed=(seed, i))
+        prob = predict_probability(model, attacked, device=device, max_side=max_side)
+        prob = _resize_prob(prob, image.shape[:2])  # (H, W) at the mask's resolution
+        row: dict[str, Any] = {"id": rec.id, "label": 0 if mask is None else 1, "score": float(prob.max())}
+        if mask is not None:
+            row["f1"] = M.pixel_f1(prob, mask, 0.5)
+            for t in extra_thresholds:
+                row[f"f1@{t:g}"] = M.pixel_f1(prob, mask, t)
+            row["auc"] = M.pixel_auc(prob, mask)
+            if best_threshold:
+                row["f1_best"], row["best_threshold"] = M.best_threshold_f1(prob, mask)
+            if permuted:
+                row["f1_permuted"] = M.permuted_f1(prob, mask)
+            if global_metrics:
+                kept_probs.append(prob)
+                kept_masks.append(mask.astype(bool))
+        per_image.append(row)
+
+    tampered = [r for r in per_image if r["label"] == 1]
+    n_authentic = len(per_image) - len(tampered)
+    result: dict[str, Any] = {
+        "pixel_f1": M.nan_mean([r["f1"] for r in tampered]),
+        "pixel_auc": M.nan_mean([r["auc"] for r in tampered]),
+        "n_images": len(per_image),
+        "n_tampered": len(tampered),
+        "n_authentic": n_authentic,
+        "n_auc_undefined": sum(math.isnan(r["auc"]) for r in tampered),
+    }
+    for t in extra_thresholds:
+        result[f"pixel_f1@{t:g}"] = M.nan_mean([r[f"f1@{t:g}"] for r in tampered])
+    if best_threshold:
+        result["pixel_f1_best_threshold"] = M.nan_mean([r["f1_best"] for r in tampered])
+    if permuted:
+        result["pixel_f1_permuted"] = M.nan_mean([r["f1_permuted"] for r in tampered])
+    if global_metrics and kept_probs:
+        result["global_f1"] = M.global_f1(kept_probs, kept_masks)
+        result["global_auc"] = M.global_auc(kept_probs, kept_masks)
+        if best_threshold:
+            result["global_f1_best_threshold"], result["global_best_threshold"] = \
+                M.global_best_threshold_f1(kept_probs, kept_masks)
+    both = n_authentic > 0 and tampered
+    image_level = M.image_level_metrics([r["score"] for r in per_image], [r["label"] for r in per_image]) \
+        if both else dict.fromkeys(("image_auc", "image_balanced_accuracy", "image_f1"))
+    result.update(image_level)
+    result["protocol"] = _protocol(attack, seed, extra_thresholds, max_side)
+    result["per_image"] = per_image
+    if figure_path is not None:
+        save_prediction_figure(model, records, figure_path, device=device, max_side=max_side)
+    return result
+
+
+def _json_safe(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {str(k): _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_json_safe(v) for v in obj]
+    if isinstance(obj, (float, np.floating)):
+        return None if math.isnan(obj) else float(obj)  # JSON has no NaN: undefined -> null
+    if isinstance(obj, np.integer):
+        return int(obj)
+    return obj
+
+
+def _fmt(value: Any) -> str:
+    if value is None or isinstance(value, float) and math.isnan(value):
+        return "n/a"
+    if isinstance(value, float):
+        return f"{100 * value:.2f}"
+    return str(value)
+
+
+def write_report(result: dict[str, Any], json_path: str | os.PathLike) -> tuple[Path, Path]:
+    """Write ``result`` as JSON and a Markdown table next to it (same stem, ``.md``).
+
+    NaN (undefined) values become JSON null and "n/a" in Markdown. Returns both paths.
+    """
+    json_path = Path(json_path)
+    json_path.parent.mkdir(parents=True, exist_ok=True)
+    json_path.write_text(json.dumps(_json_safe(result), indent=2, allow_nan=False) + "\n")
+    md_path = json_path.with_suffix(".md")
+    scalars = {k: v for k, v in result.items() if k not in ("protocol", "per_image")}
+    lines = ["# Evaluation report", "", "## Protocol", ""]
+    lines += [f"- **{k}**: {v}" for k, v in result.get("protocol", {}).items()]
+    lines += ["", "## Metrics (percent; counts as integers)", "", "| metric | value |", "|---|---:|"]
+    lines += [f"| {k} | {_fmt(v)} |" for k, v in scalars.items()]
+    rows = result.get("per_image", [])
+    if rows:
+        cols = list(dict.fromkeys(k for r in rows for k in r))
+        lines += ["", "## Per image", "", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+        lines += ["| " + " | ".join(_fmt(r.get(c)) if c not in ("id", "label") else str(r.get(c))
+                                    for c in cols) + " |" for r in rows]
+    md_path.write_text("\n".join(lines) + "\n")
+    return json_path, md_path
+
+
+def save_prediction_figure(
+    model: nn.Module,
+    records: Sequence[Any],
+    path: str | os.PathLike,
+    n: int = 6,
+    device: str | torch.device | None = None,
+    max_side: int | None = None,
+) -> Path:
+    """Save a grid of the first ``n`` records: image / ground truth / probability / overlay."""
+    from nclkit.viz.overlays import show_samples
+
+    records = list(records)[:n]
+    if not records:
+        raise ValueError("save_prediction_figure() got no records")
+    images, masks, probs = [], [], []
+    for rec in records:
+        image, mask = load_sample(rec)
+        images.append(image)
+        masks.append(mask)
+        probs.append(predict_probability(model, image, device=device, max_side=max_side))
+    fig = show_samples(images, masks, probs)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    return path

@@ -1,0 +1,175 @@
+"""Predict a tamper-probability map at an image's original resolution, and predict files to PNGs.
+
+The forward pass sees the image with its longer side resized down to ``max_side`` (if longer) and
+zero-padded (in normalised space, i.e. the dataset mean colour) to a multiple of 32, the largest
+encoder output stride; the probability map is cropped back and resized bilinearly to the original
+size, so every metric is computed at the resolution of the ground truth (docs/evaluation.md).
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import nn
+
+__all__ = [
+    "PAD_MULTIPLE",
+    "IMAGE_SUFFIXES",
+    "predict_probability",
+    "predict_files",
+    "PredictionSummary",
+    "collect_image_paths",
+]
+
+PAD_MULTIPLE = 32  # the deepest encoder stride; every feature map then has an integer size
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp", ".gif", ".ppm", ".pgm")
+
+
+def _model_device(model: nn.Module) -> torch.device:
+    param = next(model.parameters(), None)
+    return param.device if param is not None else torch.device("cpu")
+
+
+def _default_max_side(model: nn.Module) -> int | None:
+    cfg = getattr(model, "cfg", None)
+    return getattr(cfg, "eval_max_side", None)
+
+
+def predict_probability(
+    model: nn.Module,
+    image: np.ndarray,
+    device: str | torch.device | None = None,
+    max_side: int | None = None,
+) -> np.ndarray:
+    """Tamper probability of every pixel of one image, at the image's original resolution.
+
+    Args:
+        model: nclkit model; ``model(x).logits`` is (B, 1, H, W) at the input size.
+        image: uint8 RGB. Shape (H, W, 3).
+        device: where to run; None = the model's device (if given, the model is moved there).
+        max_side: longer side of the forward pass; None = ``model.cfg.eval_max_side`` (no limit
+            when the model has no cfg). Smaller images are never upscaled.
+    Returns:
+        float32 probabilities in [0, 1]. Shape (H, W).
+    """
+    from nclkit.data.transforms import to_tensor_image  # data layer imports torchvision: load lazily
+
+    if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        got = f"{image.dtype} {image.shape}" if isinstance(image, np.ndarray) else type(image).__name__
+        raise ValueError(f"expected a uint8 RGB image of shape (H, W, 3), got {got}")
+    if device is not None:
+        model.to(device)
+    dev = _model_device(model)
+    max_side = _default_max_side(model) if max_side is None else max_side
+    if max_side is not None and max_side < 1:
+        raise ValueError(f"max_side={max_side}; expected a positive number of pixels or None")
+
+    h, w = image.shape[:2]
+    work = image
+    if max_side is not None and max(h, w) > max_side:
+        scale = max_side / max(h, w)
+        size = (max(1, round(w * scale)), max(1, round(h * scale)))  # cv2 wants (W, H)
+        work = cv2.resize(image, size, interpolation=cv2.INTER_AREA)  # area: anti-aliased downscale
+    if not work.flags.writeable:  # e.g. np.asarray(PIL image); torch warns on read-only arrays
+        work = work.copy()
+    wh, ww = work.shape[:2]
+    x = to_tensor_image(work).unsqueeze(0).to(dev)  # (1, 3, wh, ww)
+    pad_h, pad_w = -wh % PAD_MULTIPLE, -ww % PAD_MULTIPLE
+    x = F.pad(x, (0, pad_w, 0, pad_h))  # (1, 3, wh + pad_h, ww + pad_w), zeros = mean colour
+
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.inference_mode(), torch.autocast("cuda", torch.bfloat16, enabled=dev.type == "cuda"):
+            out = model(x)
+            logits = out.logits if hasattr(out, "logits") else out
+            prob = torch.sigmoid(logits.float())[:, :, :wh, :ww]  # (1, 1, wh, ww)
+            if (wh, ww) != (h, w):
+                prob = F.interpolate(prob, size=(h, w), mode="bilinear", align_corners=False)
+            result = prob[0, 0].clamp_(0.0, 1.0).cpu().numpy()  # (H, W)
+    finally:
+        model.train(was_training)
+    return result.astype(np.float32, copy=False)
+
+
+def collect_image_paths(paths: Iterable[str | os.PathLike]) -> list[Path]:
+    """Expand folders (not recursively) into their image files, sorted; files are kept as given."""
+    out: list[Path] = []
+    for raw in paths:
+        p = Path(raw)
+        if p.is_dir():
+            out.extend(sorted(q for q in p.iterdir() if q.is_file() and q.suffix.lower() in IMAGE_SUFFIXES))
+        else:
+            out.append(p)  # a missing or unreadable file fails later with its own DataError
+    return out
+
+
+@dataclass
+class PredictionSummary:
+    """What `predict_files` wrote and which inputs failed (path, reason)."""
+
+    written: list[tuple[Path, Path, Path]] = field(default_factory=list)  # (input, prob png, overlay png)
+    failures: list[tuple[Path, str]] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+    def report(self) -> str:
+        lines = [f"{len(self.written)} image(s) predicted, {len(self.failures)} failed"]
+        lines += [f"  FAILED {path}: {reason}" for path, reason in self.failures]
+        return "\n".join(lines)
+
+
+def _unique_stem(path: Path, used: set[str]) -> str:
+    stem, n = path.stem, 2
+    while stem in used:  # same name in two folders: keep both outputs
+        stem, n = f"{path.stem}_{n}", n + 1
+    used.add(stem)
+    return stem
+
+
+def predict_files(
+    model: nn.Module,
+    paths: Iterable[str | os.PathLike],
+    out_dir: str | os.PathLike,
+    threshold: float = 0.5,
+    device: str | torch.device | None = None,
+    max_side: int | None = None,
+) -> PredictionSummary:
+    """Predict every image of ``paths`` (files or folders, any format `load_image` reads).
+
+    Writes ``<stem>_prob.png`` (probability as grey 0-255) and ``<stem>_overlay.png`` (pixels with
+    ``prob > threshold`` tinted red) into ``out_dir``. A file that cannot be read is recorded with
+    its DataError message and skipped; the others are still predicted.
+
+    Returns:
+        PredictionSummary; ``.report()`` lists the failures at the end, ``.ok`` is False if any.
+    """
+    from nclkit.data import DataError, load_image
+    from nclkit.viz.overlays import overlay
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    summary = PredictionSummary()
+    used: set[str] = set()
+    for path in collect_image_paths(paths):
+        try:
+            image = load_image(path)
+        except DataError as err:
+            summary.failures.append((path, str(err)))
+            continue
+        prob = predict_probability(model, image, device=device, max_side=max_side)
+        stem = _unique_stem(path, used)
+        prob_path, overlay_path = out / f"{stem}_prob.png", out / f"{stem}_overlay.png"
+        Image.fromarray(np.rint(prob * 255).astype(np.uint8)).save(prob_path)
+        Image.fromarray(overlay(image, prob > threshold)).save(overlay_path)
+        summary.written.append((path, prob_path, overlay_path))
+    return summary

@@ -1,0 +1,277 @@
+"""Training: the paper's recipe (§4, following DeepLabV3+) for the three Table 5 variants.
+
+SGD (lr 0.007, momentum 0.9, weight decay 5e-4), "poly" schedule (power 0.9), batch 4, crop 512 in
+the paper preset; every number comes from the Config. bf16 autocast and channels_last on GPUs
+(fp16 with a gradient scaler where bf16 is missing), fp32 on the CPU. One process is the
+single-device run; under `torchrun` the same code runs DistributedDataParallel (NCCL on GPUs, gloo on
+CPUs). Checkpoints are written atomically every epoch; `resume=True` continues exactly from
+`last.pt`. The best epoch is chosen on the "val" split, never on "test".
+"""
+from __future__ import annotations
+
+import json
+import math
+import random
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from ..data import ManifestDataset, read_manifest
+from ..models import build_model
+from ..ncl import NCLCriterion
+from ..presets import Config
+from . import distributed as dist_utils
+from .checkpoint import check_compatible, read_checkpoint, rng_state, save_checkpoint, set_rng_state
+
+__all__ = ["train", "LossModel", "poly_lambda", "autocast_dtype", "train_one_epoch"]
+
+
+class LossModel(nn.Module):
+    """Model + criterion in one forward, so DDP sees the pivot and auxiliary heads like any layer."""
+
+    def __init__(self, model: nn.Module, criterion: NCLCriterion) -> None:
+        super().__init__()
+        self.model = model
+        self.criterion = criterion
+
+    def forward(self, image, mask, valid):
+        out = self.model(image)
+        res = self.criterion(self.model, out, mask, valid)
+        return res.total, res.terms
+
+
+def poly_lambda(total_steps: int, power: float):
+    """DeepLab's "poly" policy: lr = base_lr * (1 - step / total_steps) ** power."""
+    return lambda step: max(0.0, 1.0 - step / max(total_steps, 1)) ** power
+
+
+def autocast_dtype(cfg: Config, device: torch.device) -> torch.dtype | None:
+    """bf16 where the GPU has it, fp16 otherwise (with a scaler), None (fp32) on the CPU or if asked."""
+    if device.type != "cuda" or cfg.amp == "fp32":
+        return None
+    if cfg.amp == "bf16" or (cfg.amp == "auto" and torch.cuda.is_bf16_supported()):
+        return torch.bfloat16
+    return torch.float16
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _loader(dataset, cfg: Config, epoch: int, device: torch.device, world: dist_utils.World) -> DataLoader:
+    # A fresh, epoch-seeded generator: the order and the augmentations of epoch e are the same
+    # whether or not the run was interrupted before it.
+    g = torch.Generator().manual_seed(cfg.seed * 100003 + epoch)
+    sampler = None
+    if world.size > 1:
+        sampler = torch.utils.data.DistributedSampler(dataset, world.size, world.rank, shuffle=True, seed=cfg.seed, drop_last=True)
+        sampler.set_epoch(epoch)
+    batch = min(cfg.batch_size, len(dataset) // world.size)
+    return DataLoader(
+        dataset, batch_size=max(batch, 1), shuffle=sampler is None, sampler=sampler, generator=g,
+        num_workers=cfg.num_workers, pin_memory=device.type == "cuda", drop_last=True,
+        persistent_workers=False,
+    )
+
+
+def train_one_epoch(step_fn, loader, epoch: int, progress: bool, time_left) -> tuple[dict[str, float], int, bool]:
+    """Runs one epoch; returns mean loss terms, images seen, and whether the time budget ran out."""
+    from tqdm.auto import tqdm
+
+    sums: dict[str, torch.Tensor] = {}
+    n_batches, n_images, out_of_time = 0, 0, False
+    bar = tqdm(loader, desc=f"epoch {epoch + 1}", leave=False, disable=not progress)
+    for batch in bar:
+        terms = step_fn(batch)
+        for k, v in terms.items():
+            sums[k] = sums.get(k, 0) + v
+        n_batches += 1
+        n_images += batch["image"].shape[0]
+        if progress and n_batches % 10 == 0:  # .item() only every few steps: it waits for the GPU
+            bar.set_postfix({k: f"{float(v) / n_batches:.3f}" for k, v in sums.items()})
+        if time_left() <= 0:
+            out_of_time = True
+            break
+    return {k: float(v) / max(n_batches, 1) for k, v in sums.items()}, n_images, out_of_time
+
+
+def _validate(model, records, device, progress) -> dict[str, float]:
+    from .evaluator import evaluate
+
+    res = evaluate(model, records, device=device, progress=progress)
+    return {"val_pixel_f1": res["pixel_f1"], "val_pixel_auc": res["pixel_auc"]}
+
+
+def _score(metrics: dict[str, float]) -> float:
+    f1, auc = metrics.get("val_pixel_f1", float("nan")), metrics.get("val_pixel_auc", float("nan"))
+    return (0.0 if math.isnan(f1) else f1) + 1e-3 * (0.0 if math.isnan(auc) else auc)
+
+
+def train(
+    cfg: Config,
+    manifest: str | Path,
+    out_dir: str | Path,
+    resume: bool = False,
+    device: str | torch.device | None = None,
+    progress: bool = True,
+    tensorboard: bool = False,
+    stop_after_epochs: int | None = None,
+) -> dict[str, Any]:
+    """Train NCL (or a Table 5 variant) on the manifest's "train" split; writes best.pt, last.pt, log.jsonl.
+
+    Args:
+        cfg: the resolved Config (a preset plus overrides).
+        manifest: JSON Lines manifest with a "train" split (and ideally "val" for model selection).
+        out_dir: run folder; `config.json`, `log.jsonl`, `last.pt`, `best.pt` go there.
+        resume: continue from out_dir/last.pt (model, optimiser, schedule, scaler, RNG, step).
+        stop_after_epochs: end this call after that many epochs (an interruption, for tests and budgets).
+
+    Returns:
+        a summary dict (epochs, steps, train seconds, best validation metrics, paths).
+    """
+    world = dist_utils.setup(device)
+    device = world.device
+    out_dir = Path(out_dir)
+    if world.is_main:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    _seed_everything(cfg.seed + world.rank)
+
+    train_records = read_manifest(manifest, split="train")
+    all_records = read_manifest(manifest)
+    val_records = [r for r in all_records if r.split == "val"]
+    if not val_records and world.is_main:
+        warnings.warn(f"{manifest} has no 'val' split: best.pt will be the last epoch (never selected on 'test')")
+    dataset = ManifestDataset(train_records, cfg, train=True)
+    if len(dataset) < world.size:
+        raise ValueError(f"{manifest}: {len(dataset)} training images cannot feed {world.size} processes")
+
+    model = build_model(cfg).to(device)
+    if device.type == "cuda" and cfg.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    loss_model = LossModel(model, NCLCriterion(cfg))
+    wrapped = dist_utils.wrap(loss_model, world, find_unused=cfg.variant != "full")
+
+    steps_per_epoch = max(len(dataset) // (max(min(cfg.batch_size, len(dataset) // world.size), 1) * world.size), 1)
+    total_steps = steps_per_epoch * cfg.epochs
+    fused = device.type == "cuda"
+    optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
+                                weight_decay=cfg.weight_decay, **({"fused": True} if fused else {"foreach": True}))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, poly_lambda(total_steps, cfg.poly_power))
+    amp_dtype = autocast_dtype(cfg, device)
+    scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
+
+    start_epoch, step, best, history, trained_s = 0, 0, -math.inf, [], 0.0
+    last_path, best_path = out_dir / "last.pt", out_dir / "best.pt"
+    if resume:
+        if not last_path.is_file():
+            raise FileNotFoundError(f"--resume: no checkpoint at {last_path}; start without --resume")
+        state = read_checkpoint(last_path)
+        check_compatible(state["config"], cfg, last_path)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        scaler.load_state_dict(state["scaler"])
+        start_epoch, step, best = state["epoch"], state["step"], state["best"]
+        history, trained_s = list(state["history"]), float(state["train_seconds"])
+        set_rng_state(state["rng"])
+    if world.is_main:
+        (out_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
+
+    def step_fn(batch) -> dict[str, torch.Tensor]:
+        nonlocal step
+        image = batch["image"].to(device, non_blocking=True)
+        if device.type == "cuda" and cfg.channels_last:
+            image = image.contiguous(memory_format=torch.channels_last)
+        mask = batch["mask"].to(device, non_blocking=True)
+        valid = batch["valid"].to(device, non_blocking=True)
+        with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
+            total, terms = wrapped(image, mask, valid)
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(total).backward()
+        scaler.step(optimizer)
+        scaler.update()
+        scheduler.step()
+        step += 1
+        return {"loss": total.detach(), **terms}
+
+    writer = _tensorboard(out_dir) if tensorboard and world.is_main else None
+    budget = cfg.max_train_seconds
+    epoch, stopped_early = start_epoch, False
+    for epoch in range(start_epoch, cfg.epochs):
+        if stop_after_epochs is not None and epoch - start_epoch >= stop_after_epochs:
+            break
+        wrapped.train()
+        t0 = time.perf_counter()
+        loader = _loader(dataset, cfg, epoch, device, world)
+        time_left = (lambda: budget - trained_s - (time.perf_counter() - t0)) if budget > 0 else (lambda: 1.0)
+        terms, n_images, stopped_early = train_one_epoch(step_fn, loader, epoch, progress and world.is_main, time_left)
+        epoch_s = time.perf_counter() - t0
+        trained_s += epoch_s
+        row = {"epoch": epoch + 1, "step": step, "lr": scheduler.get_last_lr()[0], "seconds": round(epoch_s, 3),
+               "images_per_s": round(n_images * world.size / max(epoch_s, 1e-9), 2), **terms}
+        is_last = epoch + 1 == cfg.epochs or stopped_early
+        if val_records and world.is_main and ((epoch + 1) % cfg.val_every == 0 or is_last):
+            row.update(_validate(model, val_records, device, progress=False))
+        history.append(row)
+        # Model selection on "val" only; without a val split, best.pt is simply the latest epoch.
+        improved = world.is_main and ("val_pixel_f1" in row and _score(row) > best if val_records else True)
+        if world.is_main:
+            _log(out_dir, row, writer)
+            state = {
+                "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(),
+                "epoch": epoch + 1, "step": step, "config": cfg.to_dict(), "rng": rng_state(),
+                "best": _score(row) if improved and val_records else best, "history": history,
+                "train_seconds": trained_s, "nclkit_version": _version(),
+            }
+            if improved:
+                best = state["best"]
+                save_checkpoint(state, best_path)
+            save_checkpoint(state, last_path)
+        dist_utils.barrier(world)
+        if stopped_early:
+            break
+
+    summary = {
+        "epochs_done": history[-1]["epoch"] if history else start_epoch,
+        "steps": step, "train_seconds": round(trained_s, 2), "stopped_by_time_budget": stopped_early,
+        "best_val": max((h for h in history if "val_pixel_f1" in h), key=_score, default=None),
+        "last": str(last_path), "best_checkpoint": str(best_path), "world_size": world.size,
+        "ranks_agree": dist_utils.ranks_agree(model, world),
+    }
+    if world.is_main:
+        (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    if writer is not None:
+        writer.close()
+    dist_utils.cleanup(world)
+    return summary
+
+
+def _log(out_dir: Path, row: dict[str, Any], writer) -> None:
+    with open(out_dir / "log.jsonl", "a") as fh:
+        fh.write(json.dumps(row) + "\n")
+    if writer is not None:
+        for k, v in row.items():
+            if isinstance(v, (int, float)) and k not in ("epoch", "step"):
+                writer.add_scalar(k, v, row["step"])
+
+
+def _tensorboard(out_dir: Path):
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError as err:
+        raise ImportError("TensorBoard logging needs `pip install nclkit[tensorboard]`") from err
+    return SummaryWriter(log_dir=str(out_dir / "tensorboard"))
+
+
+def _version() -> str:
+    from .. import __version__
+    return __version__

@@ -1,0 +1,145 @@
+"""load_image / load_mask on every mode and format, and clear errors on bad files."""
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+from PIL import Image
+
+from nclkit.data import DataError, binarize_mask, image_hw, load_image, load_mask
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+RGB = np.random.default_rng(0).integers(0, 256, (12, 10, 3), dtype=np.uint8)
+
+
+@pytest.mark.parametrize("suffix", [".png", ".bmp", ".tif"])
+def test_rgb_lossless_roundtrip(tmp_path, suffix):
+    p = tmp_path / f"a{suffix}"
+    Image.fromarray(RGB).save(p)
+    out = load_image(p)
+    assert out.dtype == np.uint8 and out.shape == (12, 10, 3)
+    np.testing.assert_array_equal(out, RGB)
+
+
+def test_jpeg(tmp_path):
+    p = tmp_path / "a.jpg"
+    Image.fromarray(RGB).save(p, quality=95)
+    out = load_image(p)
+    assert out.shape == (12, 10, 3) and out.dtype == np.uint8
+
+
+def test_grayscale_becomes_three_equal_channels(tmp_path):
+    p = tmp_path / "g.png"
+    Image.fromarray(RGB[:, :, 0]).save(p)
+    out = load_image(p)
+    assert out.shape == (12, 10, 3)
+    np.testing.assert_array_equal(out[:, :, 1], RGB[:, :, 0])
+
+
+def test_rgba_drops_alpha(tmp_path):
+    p = tmp_path / "a.png"
+    rgba = np.concatenate([RGB, np.full((12, 10, 1), 7, np.uint8)], axis=2)
+    Image.fromarray(rgba, "RGBA").save(p)
+    np.testing.assert_array_equal(load_image(p), RGB)
+
+
+def test_palette(tmp_path):
+    p = tmp_path / "p.png"
+    img = Image.fromarray(RGB).convert("P", palette=Image.Palette.ADAPTIVE, colors=16)
+    img.save(p)
+    out = load_image(p)
+    np.testing.assert_array_equal(out, np.asarray(img.convert("RGB")))
+
+
+def test_16bit_png_and_tiff_scaled(tmp_path):
+    a16 = (np.arange(120, dtype=np.uint16).reshape(12, 10) * 500)
+    p = tmp_path / "a16.png"
+    Image.fromarray(a16).save(p)
+    out = load_image(p)
+    assert out.dtype == np.uint8
+    np.testing.assert_array_equal(out[:, :, 0], np.rint(a16 / 65535 * 255).astype(np.uint8))
+    t = tmp_path / "a16.tif"
+    tifffile.imwrite(t, np.stack([a16] * 3, axis=2), compression="deflate")
+    np.testing.assert_array_equal(load_image(t)[:, :, 2], out[:, :, 0])
+
+
+def test_deflate_tiff(tmp_path):
+    p = tmp_path / "d.tif"
+    tifffile.imwrite(p, RGB, compression="deflate")
+    np.testing.assert_array_equal(load_image(p), RGB)
+
+
+def test_missing_empty_truncated_corrupt_name_the_file(tmp_path):
+    with pytest.raises(DataError, match="nope.png"):
+        load_image(tmp_path / "nope.png")
+    empty = tmp_path / "empty.png"
+    empty.write_bytes(b"")
+    with pytest.raises(DataError, match="empty.png"):
+        load_image(empty)
+    good = tmp_path / "good.png"
+    Image.fromarray(np.random.default_rng(1).integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(good)
+    trunc = tmp_path / "trunc.png"
+    trunc.write_bytes(good.read_bytes()[:300])
+    with pytest.raises(DataError, match="trunc.png"):
+        load_image(trunc)
+    junk = tmp_path / "junk.tif"
+    junk.write_bytes(b"II*\x00garbage" * 10)
+    with pytest.raises(DataError, match="junk.tif"):
+        load_image(junk)
+    jt = tmp_path / "trunc.jpg"
+    Image.fromarray(RGB).save(tmp_path / "full.jpg")
+    jt.write_bytes((tmp_path / "full.jpg").read_bytes()[:200])
+    with pytest.raises(DataError, match="trunc.jpg"):
+        load_image(jt)
+
+
+def test_mask_binarised_at_127_5_on_channel_mean():
+    arr = np.zeros((2, 2, 3), np.uint8)
+    arr[0, 0] = 255          # mean 255 -> 1
+    arr[0, 1] = (128, 128, 127)  # mean 127.67 -> 1
+    arr[1, 0] = (127, 128, 127)  # mean 127.33 -> 0
+    np.testing.assert_array_equal(binarize_mask(arr), [[1, 1], [0, 0]])
+
+
+def test_mask_01_valued_taken_as_binary(tmp_path):
+    m = np.zeros((8, 8), np.uint8)
+    m[2:5, 2:5] = 1
+    p = tmp_path / "m.png"
+    Image.fromarray(m).save(p)
+    np.testing.assert_array_equal(load_mask(p), m)
+
+
+def test_nonbinary_jpeg_mask_binarised(tmp_path):
+    yy, xx = np.mgrid[:64, :64]
+    m = (((yy - 30) ** 2 + (xx - 27) ** 2) < 17**2).astype(np.uint8) * 255  # a disc: edges off the 8x8 grid
+    p = tmp_path / "m.jpg"
+    Image.fromarray(m).save(p, quality=60)
+    raw = np.asarray(Image.open(p))
+    assert len(np.unique(raw)) > 2  # JPEG ringing: really non-binary
+    out = load_mask(p)
+    assert set(np.unique(out)) == {0, 1}
+    assert (out != (m > 0)).mean() < 0.01
+
+
+def test_mask_size_mismatch_names_both_sizes(tmp_path):
+    p = tmp_path / "m.png"
+    Image.fromarray(np.zeros((8, 9), np.uint8)).save(p)
+    assert load_mask(p, expected_hw=(8, 9)).shape == (8, 9)
+    with pytest.raises(DataError, match=r"m\.png.*8x9.*10x9"):
+        load_mask(p, expected_hw=(10, 9))
+
+
+def test_image_hw_from_header(tmp_path):
+    p = tmp_path / "a.tif"
+    tifffile.imwrite(p, RGB, compression="deflate")
+    assert image_hw(p) == (12, 10)
+
+
+def test_real_coverage_tiff():
+    p = SHARED / "COVERAGE" / "image" / "1t.tif"
+    if not p.is_file():
+        pytest.skip(f"real data not found at {SHARED}")
+    img = load_image(p)
+    mask = load_mask(SHARED / "COVERAGE" / "mask" / "1forged.tif", expected_hw=img.shape[:2])
+    assert img.dtype == np.uint8 and img.shape[2] == 3
+    assert set(np.unique(mask)) == {0, 1}

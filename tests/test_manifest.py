@@ -1,0 +1,78 @@
+"""Manifest round trip, relative paths, and every documented error."""
+import json
+from pathlib import Path
+
+import pytest
+
+from nclkit.data import DataError, Record, read_manifest, validate_manifest, write_manifest
+
+
+def _files(tmp_path):
+    (tmp_path / "d").mkdir()
+    for name in ("a.png", "a_gt.png", "b.png"):
+        (tmp_path / "d" / name).write_bytes(b"x")
+    return [
+        Record(str(tmp_path / "d" / "a.png"), str(tmp_path / "d" / "a_gt.png"), 1, "t", "train", "a"),
+        Record(str(tmp_path / "d" / "b.png"), None, 0, "t", "test", "b"),
+    ]
+
+
+def test_roundtrip_relative_paths(tmp_path):
+    recs = _files(tmp_path)
+    p = write_manifest(recs, tmp_path / "m.jsonl")
+    first = json.loads(p.read_text().splitlines()[0])
+    assert first["image"] == "d/a.png" and first["mask"] == "d/a_gt.png"
+    back = read_manifest(p)
+    assert back == recs
+    validate_manifest(back)
+
+
+def test_outside_paths_stay_absolute(tmp_path):
+    recs = _files(tmp_path)
+    p = write_manifest(recs, tmp_path / "sub" / "m.jsonl")
+    assert json.loads(p.read_text().splitlines()[0])["image"] == str(tmp_path / "d" / "a.png")
+    assert read_manifest(p) == recs
+
+
+def test_split_filter_and_missing_split_lists_present(tmp_path):
+    p = write_manifest(_files(tmp_path), tmp_path / "m.jsonl")
+    assert [r.id for r in read_manifest(p, split="test")] == ["b"]
+    with pytest.raises(DataError, match=r"'val'.*'test': 1.*'train': 1"):
+        read_manifest(p, split="val")
+
+
+def test_read_errors(tmp_path):
+    with pytest.raises(DataError, match="missing.jsonl"):
+        read_manifest(tmp_path / "missing.jsonl")
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"image": "a", "mask": null, "label": 0, "dataset": "t", "split": "train", "id": "a"}\n{oops\n')
+    with pytest.raises(DataError, match="line 2"):
+        read_manifest(bad)
+    bad.write_text('{"image": "a", "label": 0}\n')
+    with pytest.raises(DataError, match=r"line 1 lacks keys \['mask', 'dataset', 'split', 'id'\]"):
+        read_manifest(bad)
+    bad.write_text("\n")
+    with pytest.raises(DataError, match="empty"):
+        read_manifest(bad)
+
+
+def test_validate_catches_each_problem(tmp_path):
+    recs = _files(tmp_path)
+    cases = [
+        (Record(recs[0].image, None, 1, "t", "train", "x"), "has no mask"),
+        (Record(recs[1].image, recs[0].mask, 0, "t", "train", "y"), "has a mask"),
+        (Record(str(tmp_path / "gone.png"), None, 0, "t", "train", "z"), "gone.png"),
+        (Record(recs[1].image, None, 0, "t", "train", "a"), "duplicate ids"),
+        (Record(recs[1].image, None, 0, "t", "dev", "w"), "split 'dev'"),
+    ]
+    for bad, msg in cases:
+        with pytest.raises(DataError, match=msg):
+            validate_manifest(recs + [bad])
+    validate_manifest([Record(str(tmp_path / "gone.png"), None, 0, "t", "train", "z")], check_files=False)
+
+
+def test_write_rejects_empty_and_bad_split(tmp_path):
+    with pytest.raises(DataError, match="empty"):
+        write_manifest([], tmp_path / "m.jsonl")
+    with pytest.raises(DataError, match="split 'dev'"):
+        write_manifest([Record("a", None, 0, "t", "dev", "a")], tmp_path / "m.jsonl")

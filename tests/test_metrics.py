@@ -1,0 +1,140 @@
+"""nclkit.engine.metrics against sklearn.metrics and hand-computed cases."""
+import math
+import zlib
+
+import numpy as np
+import pytest
+import torch
+
+from nclkit.engine.metrics import (
+    best_threshold_f1, global_auc, global_best_threshold_f1, global_f1, image_level_metrics,
+    nan_mean, permuted_f1, pixel_auc, pixel_f1,
+)
+
+sklearn_metrics = pytest.importorskip("sklearn.metrics")
+
+SIZES = [(1, 7), (13, 17), (64, 48), (128, 128)]
+QUANTA = [None, 2, 10, 255]  # None = continuous; small quanta = heavy ties
+
+
+def _random_pair(rng, shape, quanta, dtype, tampered_fraction):
+    prob = rng.random(shape)
+    if quanta is not None:
+        prob = np.round(prob * quanta) / quanta
+    mask = (rng.random(shape) < tampered_fraction).astype(np.uint8)
+    mask.flat[0], mask.flat[-1] = 0, 1  # both classes present
+    return prob.astype(dtype), mask
+
+
+def _sk_best_f1(prob, mask):
+    precision, recall, _ = sklearn_metrics.precision_recall_curve(mask.ravel(), prob.ravel())
+    with np.errstate(invalid="ignore", divide="ignore"):
+        f1 = np.nan_to_num(2 * precision * recall / (precision + recall))
+    return f1.max()
+
+
+@pytest.mark.parametrize("shape", SIZES)
+@pytest.mark.parametrize("quanta", QUANTA)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_matches_sklearn(shape, quanta, dtype):
+    rng = np.random.default_rng(zlib.crc32(repr((shape, quanta, dtype)).encode()))
+    for fraction in (0.05, 0.5):
+        prob, mask = _random_pair(rng, shape, quanta, dtype, fraction)
+        y, s = mask.ravel(), prob.ravel()
+        assert pixel_auc(prob, mask) == pytest.approx(sklearn_metrics.roc_auc_score(y, s), abs=1e-12)
+        for thr in (0.5, 0.3):
+            expected = sklearn_metrics.f1_score(y, s > thr, zero_division=0)
+            assert pixel_f1(prob, mask, thr) == pytest.approx(expected, abs=1e-12)
+        best, t = best_threshold_f1(prob, mask)
+        assert best == pytest.approx(_sk_best_f1(prob, mask), abs=1e-12)
+        # the returned threshold reproduces the best F1 with the rule prob >= t
+        assert sklearn_metrics.f1_score(y, s >= t) == pytest.approx(best, abs=1e-12)
+
+
+def test_torch_tensors_and_bool_masks():
+    rng = np.random.default_rng(1)
+    prob, mask = _random_pair(rng, (32, 32), 10, np.float32, 0.3)
+    expected = pixel_auc(prob, mask)
+    assert pixel_auc(torch.from_numpy(prob), torch.from_numpy(mask).bool()) == expected
+    assert pixel_auc(torch.from_numpy(prob).to(torch.bfloat16).float(), mask) == pytest.approx(
+        sklearn_metrics.roc_auc_score(mask.ravel(), torch.from_numpy(prob).bfloat16().float().numpy().ravel()))
+    assert pixel_f1(torch.from_numpy(prob), mask.astype(bool)) == pixel_f1(prob, mask)
+
+
+def test_hand_computed():
+    mask = np.array([[0, 0, 1, 1]])
+    prob = np.array([[0.1, 0.6, 0.4, 0.9]])
+    # prob > 0.5: predicted {1, 3}; TP = 1, FP = 1, FN = 1 -> F1 = 2 / 4
+    assert pixel_f1(prob, mask) == 0.5
+    # pairs (pos, neg): (0.4, 0.1) win, (0.4, 0.6) loss, (0.9, *) two wins -> 3 / 4
+    assert pixel_auc(prob, mask) == 0.75
+    # all tied: every pair is a tie -> 0.5
+    assert pixel_auc(np.full((1, 4), 0.3), mask) == 0.5
+    # one tie between classes: (0.5, 0.5) counts half -> (1 + 0.5 + 1 + 1) / 4
+    assert pixel_auc(np.array([[0.1, 0.5, 0.5, 0.9]]), mask) == 0.875
+    # best threshold 0.4 (prob >= 0.4 -> {1, 2, 3}: TP 2, FP 1 -> 0.8), or 0.9 (TP 1 -> 2/3)
+    assert best_threshold_f1(prob, mask) == (pytest.approx(0.8), pytest.approx(0.4))
+    # inverted mask: TP' = 1, F1' = 2 * 1 / (2 + 2) = 0.5 -> permuted = 0.5
+    assert permuted_f1(prob, mask) == 0.5
+    # a perfectly inverted prediction has F1 0 but permuted F1 1
+    assert pixel_f1(1.0 - mask, mask) == 0.0
+    assert permuted_f1((1.0 - mask).astype(float), mask) == 1.0
+
+
+def test_degenerate_cases():
+    zeros = np.zeros((4, 4), np.uint8)
+    ones = np.ones((4, 4), np.uint8)
+    low = np.full((4, 4), 0.2)
+    high = np.full((4, 4), 0.8)
+    assert math.isnan(pixel_auc(high, zeros))
+    assert math.isnan(pixel_auc(high, ones))
+    assert pixel_f1(low, zeros) == 0.0  # nothing tampered, nothing predicted: sklearn's 0
+    assert pixel_f1(high, zeros) == 0.0
+    assert pixel_f1(high, ones) == 1.0
+    assert pixel_f1(low, ones) == 0.0
+    f1, t = best_threshold_f1(high, zeros)
+    assert f1 == 0.0 and math.isnan(t)
+    assert nan_mean([0.5, float("nan"), 1.0]) == 0.75
+    assert math.isnan(nan_mean([float("nan")]))
+
+
+def test_bad_inputs_raise():
+    with pytest.raises(ValueError, match="shape"):
+        pixel_auc(np.zeros((2, 2)), np.zeros((2, 3)))
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        pixel_f1(np.full((2, 2), 1.5), np.zeros((2, 2)))
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        pixel_auc(np.full((2, 2), np.nan), np.zeros((2, 2)))
+    with pytest.raises(ValueError, match="0 and 1"):
+        pixel_auc(np.zeros((2, 2)), np.full((2, 2), 255, np.uint8))
+    with pytest.raises(ValueError, match="empty"):
+        pixel_auc(np.zeros((0,)), np.zeros((0,)))
+
+
+def test_global_metrics_match_sklearn_on_concatenation():
+    rng = np.random.default_rng(3)
+    pairs = [_random_pair(rng, shape, 20, np.float32, 0.2) for shape in [(10, 12), (30, 5), (8, 8)]]
+    probs, masks = [p for p, _ in pairs], [m for _, m in pairs]
+    y = np.concatenate([m.ravel() for m in masks])
+    s = np.concatenate([p.ravel() for p in probs])
+    assert global_auc(probs, masks) == pytest.approx(sklearn_metrics.roc_auc_score(y, s), abs=1e-12)
+    assert global_f1(probs, masks) == pytest.approx(sklearn_metrics.f1_score(y, s > 0.5), abs=1e-12)
+    assert global_best_threshold_f1(probs, masks)[0] == pytest.approx(_sk_best_f1(s, y), abs=1e-12)
+    with pytest.raises(ValueError):
+        global_auc(probs, masks[:2])
+
+
+def test_image_level_metrics():
+    scores = [0.9, 0.6, 0.4, 0.2, 0.7, 0.7]
+    labels = [1, 1, 1, 0, 0, 0]
+    out = image_level_metrics(scores, labels)
+    assert out["image_auc"] == pytest.approx(sklearn_metrics.roc_auc_score(labels, scores))
+    pred = np.array(scores) > 0.5
+    assert out["image_balanced_accuracy"] == pytest.approx(
+        sklearn_metrics.balanced_accuracy_score(labels, pred))
+    assert out["image_f1"] == pytest.approx(sklearn_metrics.f1_score(labels, pred))
+    only_tampered = image_level_metrics([0.9, 0.3], [1, 1])
+    assert math.isnan(only_tampered["image_auc"])
+    assert only_tampered["image_balanced_accuracy"] == 0.5
+    with pytest.raises(ValueError, match="labels"):
+        image_level_metrics([0.1], [2])
