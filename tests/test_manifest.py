@@ -1,6 +1,5 @@
 """Manifest round trip, relative paths, and every documented error."""
 import json
-from pathlib import Path
 
 import pytest
 

@@ -107,7 +107,7 @@ def test_predict_files_writes_outputs_and_reports_failures(tmp_path):
     prob_png = np.asarray(Image.open(out / "a_prob.png"))
     assert prob_png.shape == (20, 24) and prob_png.dtype == np.uint8
     assert np.asarray(Image.open(out / "a_overlay.png").convert("RGB")).shape == (20, 24, 3)
-    assert "FAILED" in summary.report() and "broken.png" in summary.report()
+    assert "FAILED" in summary.report() and "broken.png" in str(summary)
 
 
 def test_collect_image_paths_filters_folder(tmp_path):

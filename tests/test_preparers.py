@@ -1,7 +1,6 @@
 """Preparers on the real COVERAGE / CASIA2 sample and on small fake trees of the other layouts."""
 import io
 import tarfile
-import warnings
 import zipfile
 from collections import Counter
 from pathlib import Path

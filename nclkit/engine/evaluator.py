@@ -152,7 +152,7 @@ def evaluate(
         if best_threshold:
             result["global_f1_best_threshold"], result["global_best_threshold"] = \
                 M.global_best_threshold_f1(kept_probs, kept_masks)
-    both = n_authentic > 0 and tampered
+    both = n_authentic > 0 and len(tampered) > 0
     image_level = M.image_level_metrics([r["score"] for r in per_image], [r["label"] for r in per_image]) \
         if both else dict.fromkeys(("image_auc", "image_balanced_accuracy", "image_f1"))
     result.update(image_level)

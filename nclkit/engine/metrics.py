@@ -43,7 +43,7 @@ __all__ = [
 ]
 
 
-def _to_numpy(x: Any, name: str) -> np.ndarray:
+def _to_numpy(x: Any) -> np.ndarray:
     if isinstance(x, torch.Tensor):
         x = x.detach().cpu()
         if x.dtype in (torch.bfloat16, torch.float16):
@@ -54,8 +54,8 @@ def _to_numpy(x: Any, name: str) -> np.ndarray:
 
 def _check_pair(prob: Any, mask: Any) -> tuple[np.ndarray, np.ndarray]:
     """Validate one (prob, mask) pair; return flat prob (float32/float64) and flat bool mask."""
-    p = _to_numpy(prob, "prob")
-    m = _to_numpy(mask, "mask")
+    p = _to_numpy(prob)
+    m = _to_numpy(mask)
     if p.shape != m.shape:
         raise ValueError(f"prob shape {p.shape} differs from mask shape {m.shape}")
     if p.size == 0:

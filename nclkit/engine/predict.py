@@ -122,6 +122,9 @@ class PredictionSummary:
     def ok(self) -> bool:
         return not self.failures
 
+    def __str__(self) -> str:
+        return self.report()
+
     def report(self) -> str:
         lines = [f"{len(self.written)} image(s) predicted, {len(self.failures)} failed"]
         lines += [f"  FAILED {path}: {reason}" for path, reason in self.failures]

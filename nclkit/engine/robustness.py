@@ -28,6 +28,7 @@ __all__ = [
     "apply_attack",
     "robustness_table",
     "robustness_markdown",
+    "table_markdown",
 ]
 
 ATTACK_KINDS = ("resize", "blur", "noise", "jpeg")
@@ -157,3 +158,6 @@ def robustness_markdown(table: dict[str, Any]) -> str:
     for row in table["rows"]:
         lines.append(f"| {row['label']} | {100 * row['pixel_auc']:.1f} | {100 * row['pixel_f1']:.1f} |")
     return "\n".join(lines) + "\n"
+
+
+table_markdown = robustness_markdown  # the name nclkit.cli imports

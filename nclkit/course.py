@@ -1,0 +1,126 @@
+"""Helpers the course notebooks share: the device profile, the data, and "load if trained, else train".
+
+Every notebook runs on its own. What it needs from an earlier one (a trained checkpoint, the
+synthetic set) it takes from a cache if an earlier notebook left it there, and otherwise makes it
+now at a small scale, saying which it did. The cache key includes a hash of nclkit's own source,
+so a checkpoint is never reused across code changes.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .presets import Config, get_config
+
+__all__ = ["Profile", "device_profile", "in_colab", "cache_dir", "synthetic_manifest", "coverage_root",
+           "coverage_manifest", "trained_checkpoint", "source_hash"]
+
+
+@dataclass
+class Profile:
+    device: torch.device
+    device_name: str
+    quick: bool          # small scale: no GPU, or NCLKIT_QUICK=1
+    preset: str          # "quick" or "paper"
+
+    def __str__(self) -> str:
+        scale = "quick (small model, synthetic data, minutes on a CPU)" if self.quick else "paper (ResNet-101, 512 px)"
+        return f"device: {self.device_name} | scale: {scale} | preset: {self.preset}"
+
+
+def in_colab() -> bool:
+    return "google.colab" in sys.modules
+
+
+def device_profile() -> Profile:
+    """GPU if present; the quick scale when there is none or NCLKIT_QUICK=1 is set."""
+    quick_env = os.environ.get("NCLKIT_QUICK", "") not in ("", "0", "false", "False")
+    if torch.cuda.is_available():
+        device, name = torch.device("cuda"), torch.cuda.get_device_name(0)
+    else:
+        device, name = torch.device("cpu"), f"CPU ({os.cpu_count()} cores)"
+    quick = quick_env or device.type != "cuda"
+    return Profile(device, name, quick, "quick" if quick else "paper")
+
+
+def source_hash() -> str:
+    """Short hash of nclkit's Python source: changes whenever the library changes."""
+    h = hashlib.sha1()
+    for path in sorted(Path(__file__).parent.rglob("*.py")):
+        h.update(path.read_bytes())
+    return h.hexdigest()[:10]
+
+
+def cache_dir() -> Path:
+    """Where notebooks share data and checkpoints (NCLKIT_CACHE, else ~/.cache/nclkit/course)."""
+    root = Path(os.environ.get("NCLKIT_CACHE", Path.home() / ".cache" / "nclkit" / "course"))
+    root.mkdir(parents=True, exist_ok=True)
+    return root
+
+
+def synthetic_manifest(num: int | None = None, size: int = 128, seed: int = 0) -> Path:
+    """The built-in synthetic forgery set (made once, then reused). Quick scale: 400 images."""
+    from .data.synthetic import make_synthetic
+
+    num = num or (400 if device_profile().quick else 2000)
+    folder = cache_dir() / f"synthetic_n{num}_s{size}_seed{seed}_{source_hash()}"
+    manifest = folder / "manifest.jsonl"
+    if manifest.is_file():
+        print(f"using the synthetic set already made: {manifest}")
+        return manifest
+    print(f"making the synthetic set ({num} images of {size} px) in {folder} ...")
+    return make_synthetic(folder, num=num, seed=seed, size=size)
+
+
+def coverage_root() -> Path | None:
+    """COVERAGE's folder if present: NCLKIT_COVERAGE, or ../shared/data/COVERAGE next to the repository."""
+    candidates = [os.environ.get("NCLKIT_COVERAGE")]
+    here = Path.cwd().resolve()
+    candidates += [str(p / "shared" / "data" / "COVERAGE") for p in [here, *here.parents]]
+    for c in candidates:
+        if c and (Path(c) / "image").is_dir() and (Path(c) / "mask").is_dir():
+            return Path(c)
+    return None
+
+
+def coverage_manifest() -> Path | None:
+    """A COVERAGE manifest (paper split 75/25) when the dataset is on this machine, else None."""
+    root = coverage_root()
+    if root is None:
+        return None
+    from .data.preparers import PREPARERS
+
+    out = cache_dir() / "coverage" / "manifest.jsonl"
+    if not out.is_file():
+        PREPARERS["coverage"](root, out)
+    return out
+
+
+def trained_checkpoint(manifest: str | Path | None = None, variant: str = "full", preset: str | None = None,
+                       epochs: int | None = None, **overrides: Any) -> Path:
+    """Path to a checkpoint trained with these settings: from the cache if there, else trained now."""
+    from .engine.trainer import train
+
+    profile = device_profile()
+    cfg: Config = get_config(preset or profile.preset, variant=variant, **overrides)
+    if epochs is not None:
+        cfg = cfg.replace(epochs=epochs)
+    elif profile.quick:
+        cfg = cfg.replace(epochs=3)
+    manifest = Path(manifest) if manifest is not None else synthetic_manifest()
+    key = hashlib.sha1(json.dumps([cfg.to_dict(), str(manifest), source_hash()], sort_keys=True).encode()).hexdigest()[:12]
+    run = cache_dir() / "runs" / f"{cfg.name}_{variant}_{key}"
+    best = run / "best.pt"
+    if best.is_file():
+        print(f"loaded the checkpoint trained earlier: {best}")
+        return best
+    print(f"no checkpoint for these settings yet: training {cfg.name}/{variant} for {cfg.epochs} epochs on {profile.device_name} ...")
+    train(cfg, manifest, run, device=profile.device, progress=True)
+    return best
