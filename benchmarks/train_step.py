@@ -261,7 +261,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         raise ValueError(f"--device {args.device}: CUDA is not available in this torch build/machine")
     if args.threads:
         torch.set_num_threads(args.threads)
-    torch.backends.cudnn.benchmark = args.cudnn_benchmark
+    if args.cudnn_benchmark:
+        torch.backends.cudnn.benchmark = True
     preset = args.preset or ("paper" if device.type == "cuda" else "quick")
     cfg = get_config(preset, **({"crop_size": args.size} if args.size else {}))
     batch = args.batch or cfg.batch_size
@@ -281,7 +282,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "benchmark": "train_step", "preset": preset, "batch": batch, "size": cfg.crop_size,
         "device": str(device), "device_name": _device_name(device),
         "torch": torch.__version__, "threads": torch.get_num_threads(), "compile": args.compile,
-        "cudnn_benchmark": args.cudnn_benchmark, "amp": str(autocast_dtype(cfg, device) or "fp32").replace("torch.", ""),
+        "cudnn_benchmark": torch.backends.cudnn.benchmark, "amp": str(autocast_dtype(cfg, device) or "fp32").replace("torch.", ""),
         "warmup": args.warmup, "steps_per_config": steps, "rounds": rounds,
         "img_per_s": {k: round(batch / v, 3) for k, v in step_s.items()},
         "step_ms": {k: round(1e3 * v, 3) for k, v in step_s.items()},

@@ -1,4 +1,9 @@
-"""nclkit: NCL (ICCV 2023) — pre-training-free image manipulation localization, trainable and taught."""
+"""nclkit: NCL (ICCV 2023) — pre-training-free image manipulation localization, trainable and taught.
+
+The flat API mirrors the paper: patch categories (§3.2), the pivot network, the NCL loss (eq. 7),
+the PC loss (eq. 8), the total loss (eq. 9), the DeepLabV3+ model (§3.1) and the training engine.
+"""
+from .models import ModelOutput, build_model, get_encoder
 from .ncl import (
     AUTHENTIC, CONTOUR, TAMPERED, NCLCriterion, PivotNetwork, categorize_patches, ncl_terms, pc_loss,
 )
@@ -8,13 +13,6 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AUTHENTIC", "TAMPERED", "CONTOUR", "categorize_patches", "ncl_terms", "pc_loss", "NCLCriterion",
-    "PivotNetwork", "PRESETS", "Config", "get_config", "build_model", "__version__",
+    "PivotNetwork", "build_model", "get_encoder", "ModelOutput", "PRESETS", "Config", "get_config",
+    "__version__",
 ]
-
-
-def __getattr__(name: str):
-    # build_model lives in nclkit.models, which imports torchvision; load it on first use.
-    if name == "build_model":
-        from .models import build_model
-        return build_model
-    raise AttributeError(f"module 'nclkit' has no attribute {name!r}")

@@ -75,7 +75,8 @@ def cmd_robustness(args) -> int:
     from .data import read_manifest
     from .engine.checkpoint import load_model
     from .engine.distributed import pick_device
-    from .engine.robustness import robustness_table, table_markdown
+    from .engine.evaluator import json_safe
+    from .engine.robustness import robustness_markdown, robustness_table
 
     device = pick_device(args.device)
     model, _ = load_model(args.checkpoint, device=device)
@@ -83,9 +84,9 @@ def cmd_robustness(args) -> int:
     table = robustness_table(model, records, seed=args.seed, device=device)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(table, indent=2) + "\n")
-    out.with_suffix(".md").write_text(table_markdown(table) + "\n")
-    print(table_markdown(table))
+    out.write_text(json.dumps(json_safe(table), indent=2) + "\n")
+    out.with_suffix(".md").write_text(robustness_markdown(table) + "\n")
+    print(robustness_markdown(table))
     return 0
 
 
@@ -98,7 +99,7 @@ def cmd_predict(args) -> int:
     model, _ = load_model(args.checkpoint, device=device)
     summary = predict_files(model, args.inputs, args.out, threshold=args.threshold)
     print(summary)
-    return 1 if getattr(summary, "failed", None) and not getattr(summary, "written", None) else 0
+    return 0 if summary.ok else 1
 
 
 def cmd_prepare(args) -> int:

@@ -1,4 +1,5 @@
-"""Engine: metrics, prediction, evaluation and robustness (training lives beside them)."""
+"""Engine: training, checkpoints, metrics, prediction, evaluation and robustness."""
+from .checkpoint import load_model, read_checkpoint, save_checkpoint
 from .evaluator import evaluate, save_prediction_figure, write_report
 from .metrics import (
     best_threshold_f1, global_auc, global_best_threshold_f1, global_f1, image_level_metrics, nan_mean,
@@ -6,8 +7,10 @@ from .metrics import (
 )
 from .predict import predict_files, predict_probability
 from .robustness import TABLE3_ATTACKS, apply_attack, parse_attack, robustness_markdown, robustness_table
+from .trainer import train
 
 __all__ = [
+    "train", "load_model", "read_checkpoint", "save_checkpoint",
     "pixel_f1", "pixel_auc", "best_threshold_f1", "permuted_f1", "global_f1", "global_auc",
     "global_best_threshold_f1", "image_level_metrics", "nan_mean",
     "predict_probability", "predict_files",

@@ -23,7 +23,7 @@ from . import metrics as M
 from .predict import predict_probability
 from .robustness import apply_attack, parse_attack
 
-__all__ = ["evaluate", "write_report", "save_prediction_figure", "load_sample"]
+__all__ = ["evaluate", "write_report", "save_prediction_figure", "load_sample", "json_safe"]
 
 
 def load_sample(record: Any) -> tuple[np.ndarray, np.ndarray | None]:
@@ -163,11 +163,12 @@ def evaluate(
     return result
 
 
-def _json_safe(obj: Any) -> Any:
+def json_safe(obj: Any) -> Any:
+    """A JSON-ready copy: NaN -> null, numpy scalars -> Python numbers."""
     if isinstance(obj, dict):
-        return {str(k): _json_safe(v) for k, v in obj.items()}
+        return {str(k): json_safe(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_json_safe(v) for v in obj]
+        return [json_safe(v) for v in obj]
     if isinstance(obj, (float, np.floating)):
         return None if math.isnan(obj) else float(obj)  # JSON has no NaN: undefined -> null
     if isinstance(obj, np.integer):
@@ -190,7 +191,7 @@ def write_report(result: dict[str, Any], json_path: str | os.PathLike) -> tuple[
     """
     json_path = Path(json_path)
     json_path.parent.mkdir(parents=True, exist_ok=True)
-    json_path.write_text(json.dumps(_json_safe(result), indent=2, allow_nan=False) + "\n")
+    json_path.write_text(json.dumps(json_safe(result), indent=2, allow_nan=False) + "\n")
     md_path = json_path.with_suffix(".md")
     scalars = {k: v for k, v in result.items() if k not in ("protocol", "per_image")}
     lines = ["# Evaluation report", "", "## Protocol", ""]

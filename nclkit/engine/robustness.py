@@ -28,7 +28,6 @@ __all__ = [
     "apply_attack",
     "robustness_table",
     "robustness_markdown",
-    "table_markdown",
 ]
 
 ATTACK_KINDS = ("resize", "blur", "noise", "jpeg")
@@ -160,4 +159,3 @@ def robustness_markdown(table: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-table_markdown = robustness_markdown  # the name nclkit.cli imports

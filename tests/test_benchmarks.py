@@ -1,0 +1,66 @@
+"""Smoke tests of benchmarks/train_step.py: it runs end to end and reports finite numbers (no timing asserts)."""
+import importlib.util
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from nclkit.ncl.categorize import CONTOUR, TAMPERED, categorize_patches
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "train_step.py"
+
+
+@pytest.fixture(scope="module")
+def train_step():
+    spec = importlib.util.spec_from_file_location("bench_train_step", BENCH)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_main_reports_finite_numbers(train_step, tmp_path, capsys):
+    out = tmp_path / "res.json"
+    res = train_step.main(["--device", "cpu", "--preset", "quick", "--warmup", "1", "--steps", "1",
+                           "--batch", "2", "--size", "64", "--out", str(out)])
+    printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])  # the last line is the JSON
+    assert printed == json.loads(out.read_text()) == json.loads(json.dumps(res))
+    for key in ("ratio_full_vs_reference", "overhead_full_vs_base", "img_per_s", "step_ms", "peak_gib",
+                "device_name", "torch", "preset", "batch", "targets", "pass"):
+        assert key in printed, key
+    assert printed["preset"] == "quick" and printed["batch"] == 2 and printed["size"] == 64
+    assert math.isfinite(printed["ratio_full_vs_reference"]) and printed["ratio_full_vs_reference"] > 0
+    assert math.isfinite(printed["overhead_full_vs_base"]) and printed["overhead_full_vs_base"] > 0
+    for name in train_step.CONFIGS:
+        assert math.isfinite(printed["img_per_s"][name]) and printed["img_per_s"][name] > 0
+        assert math.isfinite(printed["step_ms"][name]) and printed["step_ms"][name] > 0
+        peak = printed["peak_gib"][name]
+        assert peak is None or (math.isfinite(peak) and peak > 0)
+    assert set(printed["pass"]) == {"overhead_full_vs_base"}  # CPU: only the overhead target applies
+    assert isinstance(printed["pass"]["overhead_full_vs_base"], bool)
+
+
+def test_batch_masks_hold_contour_and_tampered_patches(train_step):
+    image, mask, valid = train_step.make_batch(3, 64, seed=1)
+    assert image.shape == (3, 3, 64, 64) and mask.shape == valid.shape == (3, 1, 64, 64)
+    assert set(mask.unique().tolist()) <= {0.0, 1.0} and bool((valid == 1).all())
+    codes = categorize_patches(mask, (16, 16), patch_size=2)  # block 1 of the quick model: stride 4
+    for b in range(3):
+        assert (codes[b] == CONTOUR).any(), f"image {b} has no contour patch"
+    assert (codes == TAMPERED).any()
+
+
+def test_interleaving_splits_steps_over_rounds(train_step):
+    calls = []
+    setups = [train_step.Setup(n, (lambda n=n: calls.append(n)), list) for n in ("a", "b")]
+    times = train_step.time_interleaved(setups, steps=5, rounds=2, device=torch.device("cpu"))
+    assert [len(v) for v in times.values()] == [2, 2]
+    assert calls.count("a") == calls.count("b") == 5
+    assert calls[:3] == ["a", "a", "a"] and calls[6:8] == ["b", "b"]  # round 2 starts with "b"
+
+
+@pytest.mark.parametrize("argv", [["--batch", "0"], ["--steps", "-1"], ["--seconds", "0"]])
+def test_bad_arguments_fail_fast(train_step, argv):
+    with pytest.raises(ValueError):
+        train_step.main(["--device", "cpu", *argv])
