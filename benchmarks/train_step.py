@@ -41,7 +41,7 @@ from nclkit.models import build_model
 from nclkit.ncl import NCLCriterion
 from nclkit.presets import Config, get_config
 
-__all__ = ["CONFIGS", "make_batch", "build_setups", "time_interleaved", "peak_memory", "main"]
+__all__ = ["CONFIGS", "Setup", "make_batch", "build_setups", "time_interleaved", "peak_memory", "profile_steps", "main"]
 
 CONFIGS = ("reference_fp32", "base", "pivot", "full")
 GIB = 1024 ** 3
@@ -204,6 +204,25 @@ def peak_memory(setup: Setup, device: torch.device) -> float | None:
     return ((_status_kib("VmHWM") - start) * 1024 + own_bytes) / GIB
 
 
+def profile_steps(setups: list[Setup], names: tuple[str, ...], steps: int, device: torch.device, path: Path) -> None:
+    """torch.profiler tables (ops by self time) of `steps` steps of each named setup, into one text file."""
+    from torch.profiler import ProfilerActivity, profile
+
+    cuda = device.type == "cuda"
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+    sections = []
+    for s in (s for s in setups if s.name in names):
+        with profile(activities=activities) as prof:
+            for _ in range(steps):
+                s.step()
+            _sync(device)
+        for key in (["self_device_time_total"] if cuda else []) + ["self_cpu_time_total"]:
+            table = prof.key_averages().table(sort_by=key, row_limit=35)
+            sections.append(f"=== {s.name}: {steps} steps, sorted by {key} ===\n{table}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n\n".join(sections) + "\n")
+
+
 def _auto_steps(setups: list[Setup], warmup: int, seconds: float, device: torch.device) -> int:
     """Warm every setup up (at least one step); return how many timed steps per setup fit in `seconds`."""
     per_step = 0.0
@@ -239,6 +258,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--cudnn-benchmark", action="store_true", help="torch.backends.cudnn.benchmark = True")
     p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads on the CPU")
     p.add_argument("--out", type=Path, default=None, help="also write the JSON result there")
+    p.add_argument("--profile", type=Path, default=None, help="after timing, write profiler tables of base and full there")
     return p
 
 
@@ -276,6 +296,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     rounds = min(args.rounds or 10, steps)
     times = time_interleaved(setups, steps, rounds, device)
     peaks = {s.name: peak_memory(s, device) for s in setups}
+    if args.profile:
+        profile_steps(setups, ("base", "full"), 3, device, args.profile)
 
     step_s = {k: statistics.median(v) for k, v in times.items()}
     res: dict[str, Any] = {

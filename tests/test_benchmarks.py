@@ -2,6 +2,7 @@
 import importlib.util
 import json
 import math
+import sys
 from pathlib import Path
 
 import pytest
@@ -16,8 +17,10 @@ BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "train_step.py"
 def train_step():
     spec = importlib.util.spec_from_file_location("bench_train_step", BENCH)
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while the file executes
     spec.loader.exec_module(module)
-    return module
+    yield module
+    sys.modules.pop(spec.name, None)
 
 
 def test_main_reports_finite_numbers(train_step, tmp_path, capsys):

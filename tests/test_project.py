@@ -1,0 +1,102 @@
+"""The project itself: presets match the paper, the course's notebooks follow its rules, env and pyproject agree."""
+import json
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from nclkit.presets import PRESETS, apply_overrides, get_config
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+
+
+def test_paper_preset_is_the_paper():
+    cfg = PRESETS["paper"]
+    assert (cfg.encoder, cfg.output_stride, cfg.crop_size, cfg.batch_size) == ("resnet101", 8, 512, 4)
+    assert cfg.aspp_rates == (12, 24, 36)
+    assert (cfg.lr, cfg.momentum, cfg.weight_decay, cfg.poly_power) == (0.007, 0.9, 5e-4, 0.9)
+    assert (cfg.omega, cfg.mu, cfg.pivot_block, cfg.variant) == (0.01, 0.9, 1, "full")
+
+
+def test_quick_preset_changes_numbers_not_logic():
+    quick, paper = PRESETS["quick"].to_dict(), PRESETS["paper"].to_dict()
+    assert quick.keys() == paper.keys()
+    assert (quick["omega"], quick["mu"], quick["variant"]) == (paper["omega"], paper["mu"], paper["variant"])
+
+
+def test_overrides_and_errors():
+    cfg = apply_overrides(get_config("quick"), ["tau=0.2", "aspp_rates=1,2,3", "compile=true", "variant=base"])
+    assert (cfg.tau, cfg.aspp_rates, cfg.compile, cfg.variant) == (0.2, (1, 2, 3), True, "base")
+    with pytest.raises(ValueError, match="variant"):
+        get_config("quick", variant="nope")
+    with pytest.raises(ValueError, match="unknown preset"):
+        get_config("huge")
+    with pytest.raises(ValueError, match="key=value"):
+        apply_overrides(get_config("quick"), ["tau"])
+
+
+def test_config_round_trip():
+    cfg = get_config("paper", tau=0.3)
+    assert type(cfg).from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
+
+
+def test_notebooks_numbered_and_contiguous():
+    assert len(NOTEBOOKS) >= 10, "the course has notebooks 00 to 09"
+    numbers = []
+    for nb in NOTEBOOKS:
+        m = re.fullmatch(r"(\d\d)_[a-z0-9_]+\.ipynb", nb.name)
+        assert m, f"{nb.name} is not named NN_slug.ipynb"
+        numbers.append(int(m.group(1)))
+    assert numbers == list(range(len(numbers)))
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_policy(path):
+    nb = json.loads(path.read_text())
+    assert nb["metadata"]["kernelspec"]["name"] == "python3"
+    first = nb["cells"][0]
+    src = "".join(first["source"])
+    assert first["cell_type"] == "code" and "google.colab" in src and "pip install" in src, \
+        f"{path.name}: the first cell installs nclkit on Colab (and only there)"
+    # Committed-outputs policy: outputs are stripped; nbval runs the notebooks against the current code.
+    for cell in nb["cells"]:
+        if cell["cell_type"] == "code":
+            assert cell.get("outputs") == [] and cell.get("execution_count") is None, \
+                f"{path.name}: commit notebooks with outputs stripped"
+    text = "".join("".join(c["source"]) for c in nb["cells"])
+    assert "import nclkit" in text or "from nclkit" in text
+    assert "sys.path" not in text, f"{path.name}: no sys.path hacks; import the installed nclkit"
+
+
+def _requirement_names(reqs):
+    return {re.split(r"[<>=!\[ ;]", r, maxsplit=1)[0].lower() for r in reqs}
+
+
+def test_environment_yml_agrees_with_pyproject():
+    import tomllib
+
+    env = yaml.safe_load((ROOT / "environment.yml").read_text())
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    pip_section = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
+    # environment.yml installs this package through pip, so pyproject stays the single source of truth ...
+    assert any(line.startswith("-e") and "." in line for line in pip_section)
+    extras = re.search(r"\[(.*)\]", next(l for l in pip_section if l.startswith("-e"))).group(1).split(",")
+    assert set(extras) <= set(pyproject["project"]["optional-dependencies"])
+    # ... and conda pins nothing that pyproject declares differently.
+    conda_names = {re.split(r"[<>=]", d, maxsplit=1)[0] for d in env["dependencies"] if isinstance(d, str)}
+    assert conda_names <= {"python", "pip"}
+    py_min = pyproject["project"]["requires-python"].lstrip(">=")
+    conda_py = next(d for d in env["dependencies"] if isinstance(d, str) and d.startswith("python"))
+    assert tuple(map(int, conda_py.split("=")[1].split("."))) >= tuple(map(int, py_min.split(".")))
+    # torch is declared as a range, never a pin (the GPU machine and Colab have other versions)
+    deps = pyproject["project"]["dependencies"]
+    assert not any("==" in d for d in deps)
+    assert {"torch", "torchvision"} <= _requirement_names(deps)
+
+
+def test_ci_runs_the_readme_test_command():
+    readme = (ROOT / "README.md").read_text()
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert "bash scripts/test.sh" in readme and "bash scripts/test.sh" in ci
