@@ -62,8 +62,8 @@ class Config:
     def validate(self) -> None:
         if self.variant not in VARIANTS:
             raise ValueError(f"variant={self.variant!r}; expected one of {VARIANTS}")
-        if self.output_stride not in (8, 16):
-            raise ValueError(f"output_stride={self.output_stride}; expected 8 or 16")
+        if self.output_stride not in (8, 16, 32):
+            raise ValueError(f"output_stride={self.output_stride}; expected 8, 16 or 32")
         if not 1 <= self.pivot_block <= 5:
             raise ValueError(f"pivot_block={self.pivot_block}; expected 1..5 (Table 6)")
         if self.patch_size < 1:
