@@ -158,6 +158,8 @@ def train(
         model = model.to(memory_format=torch.channels_last)
     loss_model = LossModel(model, NCLCriterion(cfg))
     wrapped = dist_utils.wrap(loss_model, world, find_unused=cfg.variant != "full")
+    if cfg.compile:
+        wrapped = torch.compile(wrapped)  # same parameters; checkpoints keep saving `model`'s own keys
 
     steps_per_epoch = max(len(dataset) // (max(min(cfg.batch_size, len(dataset) // world.size), 1) * world.size), 1)
     total_steps = steps_per_epoch * cfg.epochs
