@@ -264,7 +264,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--warmup", type=int, default=3, help="untimed steps per config first")
     p.add_argument("--seconds", type=float, default=75.0, help="time budget of the timed part when --steps is absent")
     p.add_argument("--device", default=None, help="default: cuda if available, else cpu")
-    p.add_argument("--compile", action="store_true", help="torch.compile nclkit's LossModel (not the reference)")
+    p.add_argument("--compile", action="store_true", help="torch.compile the LossModel, as the trainer does with cfg.compile (reference stays eager)")
     p.add_argument("--skip-pivot", action="store_true", help="leave the pivot variant out (saves a compile)")
     p.add_argument("--cudnn-benchmark", action="store_true", help="torch.backends.cudnn.benchmark = True")
     p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads on the CPU")

@@ -1,19 +1,5 @@
 """Prepare the imd2020 manifest: `python data_scripts/prepare_imd2020.py --root R --out M` (see docs/data.md)."""
-from __future__ import annotations
-
-import argparse
-
-from nclkit.data.preparers import PREPARERS
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--root", required=True, help="the dataset folder in its published layout")
-    parser.add_argument("--out", required=True, help="manifest .jsonl path, or a folder for manifest.jsonl")
-    args = parser.parse_args(argv)
-    path = PREPARERS["imd2020"](args.root, args.out)
-    print(path)
-
+from nclkit.data.preparers import script_main
 
 if __name__ == "__main__":
-    main()
+    script_main("imd2020")

@@ -48,15 +48,21 @@ def cmd_train(args) -> int:
     return 0
 
 
-def cmd_eval(args) -> int:
+def _model_and_records(args):
+    """The checkpoint's model on the chosen device, and the manifest's records of args.split."""
     from .data import read_manifest
     from .engine.checkpoint import load_model
     from .engine.distributed import pick_device
-    from .engine.evaluator import evaluate, save_prediction_figure, write_report
 
     device = pick_device(args.device)
     model, _ = load_model(args.checkpoint, device=device)
-    records = read_manifest(args.data, split=args.split)
+    return device, model, read_manifest(args.data, split=args.split)
+
+
+def cmd_eval(args) -> int:
+    from .engine.evaluator import evaluate, save_prediction_figure, write_report
+
+    device, model, records = _model_and_records(args)
     if args.limit:
         records = records[: args.limit]
     result = evaluate(model, records, device=device, attack=args.attack, global_metrics=args.all_protocols,
@@ -72,15 +78,10 @@ def cmd_eval(args) -> int:
 
 
 def cmd_robustness(args) -> int:
-    from .data import read_manifest
-    from .engine.checkpoint import load_model
-    from .engine.distributed import pick_device
     from .engine.evaluator import json_safe
     from .engine.robustness import robustness_markdown, robustness_table
 
-    device = pick_device(args.device)
-    model, _ = load_model(args.checkpoint, device=device)
-    records = read_manifest(args.data, split=args.split)
+    device, model, records = _model_and_records(args)
     table = robustness_table(model, records, seed=args.seed, device=device)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

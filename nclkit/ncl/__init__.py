@@ -3,10 +3,10 @@ from .categorize import AUTHENTIC, CONTOUR, IGNORE, TAMPERED, categorize_patches
 from .criterion import LossOutput, NCLCriterion, patch_categories, sample_patches
 from .ncl_loss import ncl_terms, ncl_terms_batched
 from .pc_loss import bce_loss, pc_loss, resize_bool, shrink_mask
-from .pivot import MaskedBatchNorm1d, PivotBranch, PivotNetwork
+from .pivot import MaskedBatchNorm2d, PivotBranch, PivotNetwork
 
 __all__ = [
     "AUTHENTIC", "TAMPERED", "CONTOUR", "IGNORE", "categorize_patches", "cell_fraction", "patch_fraction",
     "LossOutput", "NCLCriterion", "patch_categories", "sample_patches", "ncl_terms", "ncl_terms_batched",
-    "bce_loss", "pc_loss", "resize_bool", "shrink_mask", "MaskedBatchNorm1d", "PivotBranch", "PivotNetwork",
+    "bce_loss", "pc_loss", "resize_bool", "shrink_mask", "MaskedBatchNorm2d", "PivotBranch", "PivotNetwork",
 ]

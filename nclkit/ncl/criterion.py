@@ -49,9 +49,9 @@ def patch_categories(mask, grid_hw, cfg: Config, valid=None) -> torch.Tensor:
     return codes
 
 
-def _gather(feats: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
-    """(B, L, C), (B, k) -> (B, k, C)."""
-    return feats.gather(1, idx.unsqueeze(2).expand(-1, -1, feats.shape[2]))
+def _gather(patches: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    """(B, C, L), (B, k) -> (B, k, C); gathers along L so the big tensor is never transposed."""
+    return patches.gather(2, idx.unsqueeze(1).expand(-1, patches.shape[1], -1)).transpose(1, 2)
 
 
 class NCLCriterion:
@@ -75,15 +75,15 @@ class NCLCriterion:
         b, c, hf, wf = feature.shape
         codes = patch_categories(mask, (hf, wf), cfg, valid)  # (B, gh, gw)
         gh, gw = codes.shape[1:]
-        cells = feature[:, :, : gh * P, : gw * P].float()  # (B, C, gh*P, gw*P)
-        patches = F.avg_pool2d(cells, P).flatten(2).transpose(1, 2)  # (B, L, C): f(p) per patch
+        cells = feature[:, :, : gh * P, : gw * P]  # (B, C, gh*P, gw*P); its own dtype and memory layout
+        patches = F.avg_pool2d(cells, P).flatten(2)  # (B, C, L): f(p) per patch, the mean of its cells
         flat = codes.flatten(1)  # (B, L)
 
         t_idx, t_valid = sample_patches(flat == TAMPERED, cfg.max_patches, generator)
         a_idx, a_valid = sample_patches(flat == AUTHENTIC, cfg.max_patches, generator)
 
-        contour_cells = (codes == CONTOUR).repeat_interleave(P, 1).repeat_interleave(P, 2)  # (B, gh*P, gw*P)
-        se_plus, se_minus, has_contour = pivot(cells.flatten(2).transpose(1, 2), contour_cells.flatten(1))
+        contour_cells = (codes == CONTOUR).repeat_interleave(P, 1).repeat_interleave(P, 2).unsqueeze(1)  # (B, 1, gh*P, gw*P)
+        se_plus, se_minus, has_contour = pivot(cells, contour_cells)
 
         t1, t2, t3 = ncl_terms_batched(
             _gather(patches, t_idx), t_valid, _gather(patches, a_idx), a_valid,
@@ -98,7 +98,7 @@ class NCLCriterion:
             "ncl_t2": (t2 * active).sum() / denom,
             "ncl_t3": (t3 * active).sum() / denom,
         }
-        contour_map = F.pad(contour_cells, (0, wf - gw * P, 0, hf - gh * P)).unsqueeze(1)  # (B, 1, hf, wf)
+        contour_map = F.pad(contour_cells, (0, wf - gw * P, 0, hf - gh * P))  # (B, 1, hf, wf)
         return loss, terms, contour_map
 
     def __call__(self, model, out, mask: torch.Tensor, valid: torch.Tensor | None = None, generator=None) -> LossOutput:

@@ -6,52 +6,55 @@ enters a fixed 1x1 conv; we apply the branch to every cell of every contour patc
 the image's cells (docs/interpretation.md, "pivot input of variable k"). The mean is
 permutation-invariant and defined for every k >= 1.
 
-For speed the branch runs on *all* cells of the batch and a 0/1 weight selects the contour cells:
-a 1x1 conv is pointwise, so this equals running it on the selected cells only, and it avoids the
-host-device synchronisation that boolean indexing (a data-dependent shape) would force. BatchNorm
-statistics are taken over the selected cells only (MaskedBatchNorm1d).
+For speed the branch runs on the whole feature map and a 0/1 weight selects the contour cells: a
+1x1 conv is pointwise, so this equals running it on the selected cells only, and it avoids the
+host-device synchronisation that boolean indexing (a data-dependent shape) would force. It also
+keeps the feature's memory layout, so gradients flow back without layout copies. BatchNorm
+statistics are taken over the selected cells only (MaskedBatchNorm2d).
 """
 from __future__ import annotations
 
 import torch
 from torch import nn
 
-__all__ = ["MaskedBatchNorm1d", "PivotBranch", "PivotNetwork"]
+__all__ = ["MaskedBatchNorm2d", "PivotBranch", "PivotNetwork"]
 
 
-class MaskedBatchNorm1d(nn.BatchNorm1d):
-    """BatchNorm over the rows whose weight is 1; falls back to running statistics below 2 rows."""
+class MaskedBatchNorm2d(nn.BatchNorm2d):
+    """BatchNorm over the cells whose weight is 1; falls back to running statistics below 2 cells."""
 
-    def forward(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:  # (K, C), (K,) -> (K, C)
+    def forward(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:  # (B, C, H, W), (B, 1, H, W)
         if not self.training:
             return super().forward(x)
-        w = weight.to(x.dtype).unsqueeze(1)  # (K, 1)
+        w = weight.to(x.dtype)
         count = w.sum()
-        mean = (w * x).sum(0) / count.clamp(min=1)  # (C,)
-        var = (w * (x - mean) ** 2).sum(0) / count.clamp(min=1)  # (C,) biased, as BatchNorm normalises
+        denom = count.clamp(min=1)
+        mean = (w * x).sum((0, 2, 3)) / denom  # (C,)
+        var = (w * (x - mean[:, None, None]) ** 2).sum((0, 2, 3)) / denom  # (C,) biased, as BatchNorm normalises
         enough = count > 1  # a 0-dim bool tensor: decided on the device, no .item()
         use_mean = torch.where(enough, mean, self.running_mean.to(x.dtype))
         use_var = torch.where(enough, var, self.running_var.to(x.dtype))
         with torch.no_grad():
             m = self.momentum
-            unbiased = var * count / (count - 1).clamp(min=1)
+            unbiased = var.float() * count / (count - 1).clamp(min=1)
             self.running_mean.copy_(torch.where(enough, (1 - m) * self.running_mean + m * mean.float(), self.running_mean))
-            self.running_var.copy_(torch.where(enough, (1 - m) * self.running_var + m * unbiased.float(), self.running_var))
+            self.running_var.copy_(torch.where(enough, (1 - m) * self.running_var + m * unbiased, self.running_var))
             self.num_batches_tracked.add_(1)
-        return (x - use_mean) / torch.sqrt(use_var + self.eps) * self.weight + self.bias
+        scale = self.weight / torch.sqrt(use_var + self.eps)  # (C,)
+        return (x - use_mean[:, None, None]) * scale[:, None, None] + self.bias[:, None, None]
 
 
 class PivotBranch(nn.Module):
-    """1x1 conv -> BN -> ReLU. On a flat list of cells a 1x1 conv is a Linear layer."""
+    """1x1 conv -> BN -> ReLU (Fig. 2b), BN restricted to the contour cells."""
 
     def __init__(self, channels: int) -> None:
         super().__init__()
-        self.conv = nn.Linear(channels, channels, bias=False)
-        self.bn = MaskedBatchNorm1d(channels)
+        self.conv = nn.Conv2d(channels, channels, kernel_size=1, bias=False)
+        self.bn = MaskedBatchNorm2d(channels)
         self.relu = nn.ReLU()
 
-    def forward(self, cells: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:  # (K, C), (K,) -> (K, C)
-        return self.relu(self.bn(self.conv(cells), weight))
+    def forward(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:  # (B, C, H, W) -> (B, C, H, W)
+        return self.relu(self.bn(self.conv(x), weight))
 
 
 class PivotNetwork(nn.Module):
@@ -61,8 +64,8 @@ class PivotNetwork(nn.Module):
         channels: C, the channel count of the tapped feature map (also the output size).
 
     Shape:
-        cells: (B, L, C) features of every cell of each image.
-        is_contour: (B, L) bool, the cells that belong to a contour patch.
+        feature: (B, C, H, W) the tapped encoder feature (its cells).
+        is_contour: (B, 1, H, W) bool, the cells that belong to a contour patch.
         Returns se_plus, se_minus: (B, C) and has_contour: (B,) bool. Rows of images without a
         contour cell are zero and must be ignored (has_contour is False there).
     """
@@ -73,14 +76,15 @@ class PivotNetwork(nn.Module):
         self.plus = PivotBranch(channels)
         self.minus = PivotBranch(channels)
 
-    def forward(self, cells: torch.Tensor, is_contour: torch.Tensor):
-        b, l, c = cells.shape
-        w = is_contour.to(cells.dtype)  # (B, L)
-        counts = w.sum(1)  # (B,) k x P x P cells per image
-        flat, flat_w = cells.reshape(b * l, c), w.reshape(b * l)  # (B*L, C), (B*L,)
+    def forward(self, feature: torch.Tensor, is_contour: torch.Tensor):
+        if is_contour.dim() != 4 or is_contour.shape[1] != 1 or is_contour.shape[2:] != feature.shape[2:]:
+            raise ValueError(f"is_contour must be (B, 1, H, W) matching feature {tuple(feature.shape)}, "
+                             f"got {tuple(is_contour.shape)}")
+        w = is_contour.to(feature.dtype)  # (B, 1, H, W)
+        counts = w.sum((1, 2, 3))  # (B,): k x P x P cells per image
+        denom = counts.clamp(min=1).unsqueeze(1)  # (B, 1)
         outputs = []
         for branch in (self.plus, self.minus):
-            y = branch(flat, flat_w).reshape(b, l, c)  # (B, L, C)
-            pooled = (y * w.unsqueeze(2)).sum(1) / counts.clamp(min=1).unsqueeze(1)  # (B, C): mean over k
-            outputs.append(pooled)
+            y = branch(feature, w)  # (B, C, H, W)
+            outputs.append((y * w).sum((2, 3)) / denom.to(y.dtype))  # (B, C): mean over the k patches' cells
         return outputs[0], outputs[1], counts > 0

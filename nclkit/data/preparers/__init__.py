@@ -15,7 +15,7 @@ from .defacto import prepare_defacto
 from .imd2020 import prepare_imd2020
 from .nist16 import prepare_nist16
 
-__all__ = ["PREPARERS", "get_preparer", "extract_archive", "prepare_coverage", "prepare_casia1",
+__all__ = ["PREPARERS", "get_preparer", "script_main", "extract_archive", "prepare_coverage", "prepare_casia1",
            "prepare_casia2", "prepare_columbia", "prepare_nist16", "prepare_defacto", "prepare_imd2020",
            "coverage_split", "COVERAGE_MIS_SIZED", "columbia_mask_from_edgemask"]
 
@@ -35,3 +35,14 @@ def get_preparer(name: str) -> Callable:
     if name not in PREPARERS:
         raise ValueError(f"unknown dataset {name!r}; expected one of {sorted(PREPARERS)}")
     return PREPARERS[name]
+
+
+def script_main(name: str, argv: list[str] | None = None) -> None:
+    """Entry point of `data_scripts/prepare_<name>.py --root R --out M` (same as `nclkit prepare`)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=f"Prepare the {name} manifest (see docs/data.md).")
+    parser.add_argument("--root", required=True, help="the dataset folder in its published layout")
+    parser.add_argument("--out", required=True, help="manifest .jsonl path, or a folder for manifest.jsonl")
+    args = parser.parse_args(argv)
+    print(get_preparer(name)(args.root, args.out))
