@@ -83,6 +83,39 @@ def run_one(name: str, args, device) -> dict:
     return {"row": row, "protocol": res["protocol"], "model": model, "test": test}
 
 
+def _pct(v) -> str:
+    return "n/a" if v is None else f"{100 * v:.1f}"
+
+
+def render(out_dir: Path) -> str:
+    """Markdown tables (paper vs nclkit) from every table JSON in out_dir."""
+    lines = []
+    for path in sorted(out_dir.glob("table*.json")):
+        d = json.loads(path.read_text())
+        t, m = d["table"], d["measured"]
+        lines += [f"### Table {t} — {d['dataset']}, {d['scale']} scale ({path.name})", "",
+                  f"Device: {d['device']}, torch {d['torch']}, seed {d['seed']}. Command: `{d['command']}`", "",
+                  f"Paper: {d['paper']['note']}.", ""]
+        if t == "1":
+            ref = d["paper"].get(d["dataset"], {})
+            lines += ["| | F1@0.5 (per image) | AUC (per image) | best-threshold F1 | global AUC | paper F1 | paper AUC | train s |",
+                      "|---|---|---|---|---|---|---|---|",
+                      f"| full NCL | {_pct(m['pixel_f1'])} | {_pct(m['pixel_auc'])} | {_pct(m.get('pixel_f1_best_threshold'))} | "
+                      f"{_pct(m.get('global_auc'))} | {_pct(ref.get('pixel_f1'))} | {_pct(ref.get('pixel_auc'))} | {m['train_seconds']:.0f} |"]
+        elif t == "3":
+            paper = d["paper"]["pixel_auc"]
+            lines += ["| attack | AUC (per image) | F1@0.5 (per image) | paper AUC (NIST16) |", "|---|---|---|---|"]
+            lines += [f"| {r['label']} | {_pct(r['pixel_auc'])} | {_pct(r['pixel_f1'])} | {_pct(paper.get(r['attack']))} |"
+                      for r in m["rows"]]
+        else:
+            lines += ["| row | F1@0.5 (per image) | AUC (per image) | best-threshold F1 | global AUC | train s |",
+                      "|---|---|---|---|---|---|"]
+            lines += [f"| {name} | {_pct(r['pixel_f1'])} | {_pct(r['pixel_auc'])} | {_pct(r.get('pixel_f1_best_threshold'))} | "
+                      f"{_pct(r.get('global_auc'))} | {r['train_seconds']:.0f} |" for name, r in m.items()]
+        lines.append("")
+    return "\n".join(lines)
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--scale", choices=["quick", "paper"], default="quick")
@@ -95,7 +128,11 @@ def main(argv=None) -> int:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--reuse", action="store_true", help="reuse finished runs in --runs instead of retraining")
     p.add_argument("--device")
+    p.add_argument("--render", action="store_true", help="only print the Markdown tables of the JSON files in --out")
     args = p.parse_args(argv)
+    if args.render:
+        print(render(Path(args.out)))
+        return 0
     device = pick_device(args.device)
     args.runs = str(Path(args.runs) / f"{args.dataset}_{args.scale}")
     Path(args.out).mkdir(parents=True, exist_ok=True)
