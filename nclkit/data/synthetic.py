@@ -5,7 +5,7 @@ scikit-image's bundled photos and textures into many distinct backgrounds, then 
 by splicing, copy-move or removal (inpainting) inside random ellipses, polygons or blobs
 covering about 3-35 % of the image. The forged region carries a processing trace that
 differs from its surroundings (re-JPEG at another quality, blur, noise, resampling), and the
-whole image may be JPEG'd again at quality 70-100 (shared/design/DESIGN.md §3, ANCHORS.md:
+whole image may be JPEG'd again at quality 80-100 (shared/design/DESIGN.md §3, ANCHORS.md:
 this is the kind of set a plain DeepLabV3+ learns from traces). Authentic images get the
 same global processing so that global statistics do not give the label away.
 
@@ -40,7 +40,7 @@ _PHOTOS = ("astronaut.png", "coffee.png", "chelsea.png", "rocket.jpg", "motorcyc
            "brick.png", "grass.png", "gravel.png", "moon.png", "page.png", "text.png", "coins.png",
            "cell.png", "microaneurysms.png", "clock_motion.png")
 _CACHE: dict[str, list[np.ndarray]] = {}
-_VERSION = 2  # bump when the generator changes, so cached sets are rebuilt
+_VERSION = 3  # bump when the generator changes, so cached sets are rebuilt
 
 
 def source_photos() -> list[np.ndarray]:
@@ -116,14 +116,14 @@ def _trace(rng: np.random.Generator, img: np.ndarray) -> tuple[np.ndarray, str]:
     """Process a donor so the pasted region differs from its surroundings."""
     kind = TRACES[rng.integers(len(TRACES))]
     if kind == "jpeg":
-        out = _jpeg(img, int(rng.integers(20, 70)))
+        out = _jpeg(img, int(rng.integers(10, 45)))
     elif kind == "blur":
-        out = cv2.GaussianBlur(img, (0, 0), float(rng.uniform(0.9, 2.0)))
+        out = cv2.GaussianBlur(img, (0, 0), float(rng.uniform(1.2, 2.5)))
     elif kind == "noise":
-        noisy = img.astype(np.float32) + rng.normal(0, rng.uniform(5, 12), img.shape).astype(np.float32)
+        noisy = img.astype(np.float32) + rng.normal(0, rng.uniform(8, 16), img.shape).astype(np.float32)
         out = np.clip(noisy, 0, 255).astype(np.uint8)
     else:  # resample: down then up, the interpolation leaves a periodic, smoothed texture
-        s, f = img.shape[0], rng.uniform(0.35, 0.7)
+        s, f = img.shape[0], rng.uniform(0.3, 0.6)
         small = cv2.resize(img, (max(8, int(s * f)),) * 2, interpolation=cv2.INTER_LINEAR)
         out = cv2.resize(small, (s, s), interpolation=cv2.INTER_LINEAR)
     return np.ascontiguousarray(out), kind
@@ -137,8 +137,7 @@ def _forge(rng: np.random.Generator, target: np.ndarray, photos: list[np.ndarray
         region = random_region(rng, size, (0.03, 0.15))  # inpainting large areas is just a smear
         flag = cv2.INPAINT_TELEA if rng.random() < 0.5 else cv2.INPAINT_NS
         donor = cv2.inpaint(target, region * 255, float(rng.integers(3, 8)), flag)
-        if rng.random() < 0.5:
-            donor, _ = _trace(rng, donor)
+        donor, _ = _trace(rng, donor)
     else:
         region = random_region(rng, size)
         if kind == "splice":
@@ -167,7 +166,7 @@ def _one(seed: int, index: int, size: int, tampered: bool, photos: list[np.ndarr
     if tampered:
         img, mask, kind = _forge(rng, img, photos, mix)
     if rng.random() < 0.8:  # the final save of the forger (or of the authentic photo)
-        img = _jpeg(img, int(rng.integers(70, 101)))
+        img = _jpeg(img, int(rng.integers(80, 101)))
     return img, mask, kind
 
 
