@@ -122,7 +122,8 @@ def trained_checkpoint(manifest: str | Path | None = None, variant: str = "full"
         print(f"loaded the checkpoint trained earlier: {best}")
         return best
     print(f"no checkpoint for these settings yet: training {cfg.name}/{variant} for {cfg.epochs} epochs on {profile.device_name} ...")
-    summary = train(cfg, manifest, run, device=profile.device, progress=True)
+    # Progress bars on a GPU run; at the quick scale (CI, laptops) the per-epoch prints are enough.
+    summary = train(cfg, manifest, run, device=profile.device, progress=not profile.quick)
     if summary["stopped_by_time_budget"]:
         print(f"note: training stopped at its {cfg.max_train_seconds:.0f} s budget after {summary['epochs_done']} "
               f"of {cfg.epochs} epochs (a busy machine?); delete {run} to train again")
