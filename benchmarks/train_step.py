@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nclkit.engine.trainer import LossModel, autocast_dtype, poly_lambda
+from nclkit.engine.trainer import LossModel, autocast_dtype, build_optimization, poly_lambda, training_step
 from nclkit.models import build_model
 from nclkit.ncl import NCLCriterion
 from nclkit.presets import Config, get_config
@@ -106,23 +106,13 @@ def _nclkit(cfg: Config, variant: str, device: torch.device, data, compile_model
         model = model.to(memory_format=torch.channels_last)
     loss_model = LossModel(model, NCLCriterion(cfg)).train()
     forward = torch.compile(loss_model) if compile_model else loss_model
-    kind = {"fused": True} if device.type == "cuda" else {"foreach": True}
-    opt = _sgd(model.parameters(), cfg, **kind)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, poly_lambda(10**6, cfg.poly_power))
-    amp = autocast_dtype(cfg, device)
-    scaler = torch.amp.GradScaler(device.type, enabled=amp == torch.float16)
+    opt, sched, scaler, amp = build_optimization(model, cfg, device, total_steps=10**6)
     image, mask, valid = (t.to(device) for t in data)
     if channels_last:
         image = image.contiguous(memory_format=torch.channels_last)
 
     def step() -> None:
-        with torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
-            total, _terms = forward(image, mask, valid)
-        opt.zero_grad(set_to_none=True)
-        scaler.scale(total).backward()
-        scaler.step(opt)
-        scaler.update()
-        sched.step()
+        training_step(forward, opt, sched, scaler, amp, image, mask, valid)
 
     return Setup(variant, step, lambda: _state_tensors(model, opt, (image, mask, valid)))
 

@@ -29,7 +29,8 @@ from ..presets import Config
 from . import distributed as dist_utils
 from .checkpoint import check_compatible, read_checkpoint, rng_state, save_checkpoint, set_rng_state
 
-__all__ = ["train", "LossModel", "poly_lambda", "autocast_dtype", "train_one_epoch"]
+__all__ = ["train", "LossModel", "poly_lambda", "autocast_dtype", "build_optimization", "training_step",
+           "train_one_epoch"]
 
 
 class LossModel(nn.Module):
@@ -58,6 +59,29 @@ def autocast_dtype(cfg: Config, device: torch.device) -> torch.dtype | None:
     if cfg.amp == "bf16" or (cfg.amp == "auto" and torch.cuda.is_bf16_supported()):
         return torch.bfloat16
     return torch.float16
+
+
+def build_optimization(model: nn.Module, cfg: Config, device: torch.device, total_steps: int):
+    """The recipe of §4: SGD (fused on CUDA, foreach on CPU), poly schedule, AMP dtype and grad scaler."""
+    kind = {"fused": True} if device.type == "cuda" else {"foreach": True}
+    optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
+                                weight_decay=cfg.weight_decay, **kind)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, poly_lambda(total_steps, cfg.poly_power))
+    amp_dtype = autocast_dtype(cfg, device)
+    scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
+    return optimizer, scheduler, scaler, amp_dtype
+
+
+def training_step(forward, optimizer, scheduler, scaler, amp_dtype, image, mask, valid):
+    """One optimisation step of eq. 9 (or a Table 5 variant); returns the loss and its detached terms."""
+    with torch.autocast(image.device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
+        total, terms = forward(image, mask, valid)
+    optimizer.zero_grad(set_to_none=True)
+    scaler.scale(total).backward()
+    scaler.step(optimizer)
+    scaler.update()
+    scheduler.step()
+    return total, terms
 
 
 def _seed_everything(seed: int) -> None:
@@ -163,12 +187,7 @@ def train(
 
     steps_per_epoch = max(len(dataset) // (max(min(cfg.batch_size, len(dataset) // world.size), 1) * world.size), 1)
     total_steps = steps_per_epoch * cfg.epochs
-    fused = device.type == "cuda"
-    optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
-                                weight_decay=cfg.weight_decay, **({"fused": True} if fused else {"foreach": True}))
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, poly_lambda(total_steps, cfg.poly_power))
-    amp_dtype = autocast_dtype(cfg, device)
-    scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
+    optimizer, scheduler, scaler, amp_dtype = build_optimization(model, cfg, device, total_steps)
 
     start_epoch, step, best, history, trained_s = 0, 0, -math.inf, [], 0.0
     last_path, best_path = out_dir / "last.pt", out_dir / "best.pt"
@@ -194,13 +213,7 @@ def train(
             image = image.contiguous(memory_format=torch.channels_last)
         mask = batch["mask"].to(device, non_blocking=True)
         valid = batch["valid"].to(device, non_blocking=True)
-        with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
-            total, terms = wrapped(image, mask, valid)
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(total).backward()
-        scaler.step(optimizer)
-        scaler.update()
-        scheduler.step()
+        total, terms = training_step(wrapped, optimizer, scheduler, scaler, amp_dtype, image, mask, valid)
         step += 1
         return {"loss": total.detach(), **terms}
 
