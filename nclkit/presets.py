@@ -8,7 +8,7 @@ docs/interpretation.md.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from typing import Any
 
 __all__ = ["Config", "PRESETS", "get_config", "apply_overrides", "VARIANTS"]

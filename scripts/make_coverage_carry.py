@@ -9,7 +9,6 @@ the copy exactly as it reads the original. `carry/` is ignored by git.
 from __future__ import annotations
 
 import argparse
-import re
 from pathlib import Path
 
 import numpy as np

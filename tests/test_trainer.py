@@ -65,8 +65,8 @@ def test_resume_with_another_preset_is_refused(tiny_manifest, tiny_cfg, tmp_path
         train(tiny_cfg.replace(encoder="resnet34"), tiny_manifest, tmp_path, resume=True, progress=False)
 
 
-def test_missing_split_is_clear(tiny_cfg, tmp_path):
-    from nclkit.data import DataError, write_manifest, read_manifest
+def test_empty_manifest_is_clear(tiny_cfg, tmp_path):
+    from nclkit.data import DataError
 
     src = tmp_path / "m.jsonl"
     src.write_text("")
