@@ -76,9 +76,10 @@ def load_model(path: str | Path, device: str | torch.device = "cpu", cfg: Config
 def rng_state() -> dict[str, Any]:
     """Every RNG the training loop draws from, as tensors and plain data."""
     np_state = np.random.get_state()
+    py_version, py_internal, py_gauss = random.getstate()
     state = {
         "torch": torch.get_rng_state(),
-        "python": [list(random.getstate()[1]), random.getstate()[0], random.getstate()[2]],
+        "python": [list(py_internal), py_version, py_gauss],
         "numpy": {"keys": torch.from_numpy(np_state[1].astype(np.int64)), "pos": int(np_state[2]),
                   "has_gauss": int(np_state[3]), "cached": float(np_state[4])},
     }

@@ -90,6 +90,11 @@ def _seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def _per_process_batch(cfg: Config, n_images: int, world: dist_utils.World) -> int:
+    """cfg.batch_size, shrunk when a tiny training split cannot fill one batch per process."""
+    return max(min(cfg.batch_size, n_images // world.size), 1)
+
+
 def _loader(dataset, cfg: Config, epoch: int, device: torch.device, world: dist_utils.World) -> DataLoader:
     # A fresh, epoch-seeded generator: the order and the augmentations of epoch e are the same
     # whether or not the run was interrupted before it.
@@ -98,9 +103,8 @@ def _loader(dataset, cfg: Config, epoch: int, device: torch.device, world: dist_
     if world.size > 1:
         sampler = torch.utils.data.DistributedSampler(dataset, world.size, world.rank, shuffle=True, seed=cfg.seed, drop_last=True)
         sampler.set_epoch(epoch)
-    batch = min(cfg.batch_size, len(dataset) // world.size)
     return DataLoader(
-        dataset, batch_size=max(batch, 1), shuffle=sampler is None, sampler=sampler, generator=g,
+        dataset, batch_size=_per_process_batch(cfg, len(dataset), world), shuffle=sampler is None, sampler=sampler, generator=g,
         num_workers=cfg.num_workers, pin_memory=device.type == "cuda", drop_last=True,
         persistent_workers=False,
     )
@@ -185,7 +189,7 @@ def train(
     if cfg.compile:
         wrapped = torch.compile(wrapped)  # same parameters; checkpoints keep saving `model`'s own keys
 
-    steps_per_epoch = max(len(dataset) // (max(min(cfg.batch_size, len(dataset) // world.size), 1) * world.size), 1)
+    steps_per_epoch = max((len(dataset) // world.size) // _per_process_batch(cfg, len(dataset), world), 1)
     total_steps = steps_per_epoch * cfg.epochs
     optimizer, scheduler, scaler, amp_dtype = build_optimization(model, cfg, device, total_steps)
 

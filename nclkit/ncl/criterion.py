@@ -72,7 +72,7 @@ class NCLCriterion:
         """L_NCL (eq. 7) averaged over images that have tampered or contour patches, its terms, contour cells."""
         cfg = self.cfg
         P = cfg.patch_size
-        b, c, hf, wf = feature.shape
+        hf, wf = feature.shape[-2:]
         codes = patch_categories(mask, (hf, wf), cfg, valid)  # (B, gh, gw)
         gh, gw = codes.shape[1:]
         cells = feature[:, :, : gh * P, : gw * P]  # (B, C, gh*P, gw*P); its own dtype and memory layout
