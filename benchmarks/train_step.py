@@ -10,7 +10,7 @@ tampered ellipses (so contour patches exist, paper §3.2). Configurations:
   (neither fused nor foreach): the baseline every speed-up is measured against.
 - base, pivot, full: Table 5's variants exactly as nclkit.engine.trainer trains them, through its
   LossModel: autocast bf16 (fp16 + GradScaler without bf16) + channels_last + fused SGD on CUDA,
-  fp32 + foreach SGD on the CPU.
+  foreach SGD on the CPU, with bf16 autocast where the CPU has native bf16 (fp32 elsewhere).
 
 Timing windows are interleaved round-robin (the order rotates every round) and the median per-step
 time over rounds is reported, so machine noise hits every configuration alike; CUDA is

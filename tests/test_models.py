@@ -72,6 +72,15 @@ def test_basic_block_dilation_follows_a_trous_schedule():
     assert get_encoder("resnet18", 32).layer4[0].conv1.stride == (2, 2)
 
 
+def test_resnet10_is_resnet18_with_one_block_per_stage():
+    r10, r18 = get_encoder("resnet10", 16), get_encoder("resnet18", 16)
+    for name in ("layer1", "layer2", "layer3", "layer4"):
+        assert len(getattr(r10, name)) == 1 and len(getattr(r18, name)) == 2
+        assert type(getattr(r10, name)[0]) is type(getattr(r18, name)[0])
+    assert r10.channels == r18.channels and r10.strides == r18.strides
+    assert r10.layer4[0].conv2.dilation == (2, 2)  # OS 16: layer4 dilated like ResNet-18's
+
+
 def _randomise_norms(module: nn.Module) -> None:
     """Non-trivial BN (zero-init residual BNs would hide the residual branches)."""
     g = torch.Generator().manual_seed(1)
@@ -83,7 +92,7 @@ def _randomise_norms(module: nn.Module) -> None:
             m.running_var = torch.rand(m.running_var.shape, generator=g) + 0.5
 
 
-@pytest.mark.parametrize("name", ["resnet18", "resnet50"])
+@pytest.mark.parametrize("name", ["resnet10", "resnet18", "resnet50"])
 @pytest.mark.parametrize("output_stride", [8, 16])
 def test_dilated_encoder_equals_strided_one_on_the_coarse_grid(name, output_stride):
     # Algorithme a trous: same weights, stride replaced by dilation -> identical values on every
@@ -128,7 +137,7 @@ def test_quick_model_is_small():
     model = build_model("quick")
     n = _n_params(model)
     print(f"quick preset: {n / 1e6:.2f} M parameters")
-    assert 10e6 < n < 15e6  # ResNet-18 (11.2 M) + a 64-wide ASPP/decoder
+    assert 5e6 < n < 7e6  # ResNet-10 (4.9 M) + a 64-wide ASPP/decoder and the auxiliary heads
 
 
 @pytest.mark.parametrize("preset, overrides", [("quick", {}), ("quick", {"encoder": "swin_t"})])

@@ -8,7 +8,9 @@ import pytest
 import torch
 
 from nclkit.engine.checkpoint import load_model, read_checkpoint
-from nclkit.engine.trainer import poly_lambda, train
+from nclkit.engine import trainer
+from nclkit.engine.trainer import autocast_dtype, poly_lambda, train
+from nclkit.presets import get_config
 
 
 def _weights(path):
@@ -19,6 +21,16 @@ def test_poly_schedule():
     f = poly_lambda(100, 0.9)
     assert f(0) == 1.0 and f(100) == 0.0
     assert f(50) == pytest.approx(0.5 ** 0.9)
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_cpu_autocast_follows_native_bf16(monkeypatch, native):
+    monkeypatch.setattr(trainer, "cpu_has_native_bf16", lambda: native)
+    cpu = torch.device("cpu")
+    assert autocast_dtype(get_config("quick", amp="auto"), cpu) == (torch.bfloat16 if native else None)
+    assert autocast_dtype(get_config("quick", amp="bf16"), cpu) == torch.bfloat16  # asked for: always
+    assert autocast_dtype(get_config("quick", amp="fp16"), cpu) is None  # CPU fp16 autocast: never
+    assert autocast_dtype(get_config("quick", amp="fp32"), cpu) is None
 
 
 @pytest.mark.slow

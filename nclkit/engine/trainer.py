@@ -2,7 +2,8 @@
 
 SGD (lr 0.007, momentum 0.9, weight decay 5e-4), "poly" schedule (power 0.9), batch 4, crop 512 in
 the paper preset; every number comes from the Config. bf16 autocast and channels_last on GPUs
-(fp16 with a gradient scaler where bf16 is missing), fp32 on the CPU. One process is the
+(fp16 with a gradient scaler where bf16 is missing); on a CPU bf16 autocast only where the CPU has
+native bf16 instructions (elsewhere it is emulated and slower than fp32), fp32 otherwise. One process is the
 single-device run; under `torchrun` the same code runs DistributedDataParallel (NCCL on GPUs, gloo on
 CPUs). Checkpoints are written atomically every epoch; `resume=True` continues exactly from
 `last.pt`. The best epoch is chosen on the "val" split, never on "test".
@@ -29,7 +30,7 @@ from ..presets import Config
 from . import distributed as dist_utils
 from .checkpoint import check_compatible, read_checkpoint, rng_state, save_checkpoint, set_rng_state
 
-__all__ = ["train", "LossModel", "poly_lambda", "autocast_dtype", "build_optimization", "training_step",
+__all__ = ["train", "LossModel", "poly_lambda", "autocast_dtype", "cpu_has_native_bf16", "build_optimization", "training_step",
            "train_one_epoch"]
 
 
@@ -52,9 +53,25 @@ def poly_lambda(total_steps: int, power: float):
     return lambda step: max(0.0, 1.0 - step / max(total_steps, 1)) ** power
 
 
+def cpu_has_native_bf16() -> bool:
+    """True where the CPU computes bf16 in hardware (AVX512-BF16 or AMX); there bf16 autocast trains
+    the quick preset about 1.4x faster than fp32 (benchmarks/train_step.py), elsewhere it is slower."""
+    probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")  # private but stable since torch 2.3
+    return any(bool(getattr(torch.cpu, name, lambda: False)()) for name in probes)
+
+
 def autocast_dtype(cfg: Config, device: torch.device) -> torch.dtype | None:
-    """bf16 where the GPU has it, fp16 otherwise (with a scaler), None (fp32) on the CPU or if asked."""
-    if device.type != "cuda" or cfg.amp == "fp32":
+    """The autocast dtype of a training step; None means fp32.
+
+    CUDA: bf16 where the GPU has it, fp16 (with a scaler) otherwise. CPU: bf16 for `amp="bf16"`, or
+    for `amp="auto"` where the CPU has native bf16; never fp16 (CPU fp16 autocast is not faster).
+    """
+    if cfg.amp == "fp32":
+        return None
+    if device.type == "cpu":
+        native = cfg.amp == "auto" and cpu_has_native_bf16()
+        return torch.bfloat16 if cfg.amp == "bf16" or native else None
+    if device.type != "cuda":
         return None
     if cfg.amp == "bf16" or (cfg.amp == "auto" and torch.cuda.is_bf16_supported()):
         return torch.bfloat16
