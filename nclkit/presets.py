@@ -48,7 +48,7 @@ class Config:
     momentum: float = 0.9
     weight_decay: float = 5e-4
     poly_power: float = 0.9
-    amp: str = "auto"                     # auto: bf16 on GPUs that have it, fp16+scaler otherwise; on CPUs bf16 only if native, else fp32
+    amp: str = "auto"                     # auto: GPU bf16 (fp16+scaler without it); CPU bf16 if native, else fp32
     channels_last: bool = True            # GPU only
     compile: bool = False
     seed: int = 0

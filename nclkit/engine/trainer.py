@@ -2,8 +2,8 @@
 
 SGD (lr 0.007, momentum 0.9, weight decay 5e-4), "poly" schedule (power 0.9), batch 4, crop 512 in
 the paper preset; every number comes from the Config. bf16 autocast and channels_last on GPUs
-(fp16 with a gradient scaler where bf16 is missing); on a CPU bf16 autocast only where the CPU has
-native bf16 instructions (elsewhere it is emulated and slower than fp32), fp32 otherwise. One process is the
+(fp16 with a gradient scaler where bf16 is missing); on a CPU bf16 autocast where it has native
+bf16 instructions (elsewhere bf16 is emulated and slower), fp32 otherwise. One process is the
 single-device run; under `torchrun` the same code runs DistributedDataParallel (NCCL on GPUs, gloo on
 CPUs). Checkpoints are written atomically every epoch; `resume=True` continues exactly from
 `last.pt`. The best epoch is chosen on the "val" split, never on "test".
@@ -30,8 +30,8 @@ from ..presets import Config
 from . import distributed as dist_utils
 from .checkpoint import check_compatible, read_checkpoint, rng_state, save_checkpoint, set_rng_state
 
-__all__ = ["train", "LossModel", "poly_lambda", "autocast_dtype", "cpu_has_native_bf16", "build_optimization", "training_step",
-           "train_one_epoch"]
+__all__ = ["train", "LossModel", "poly_lambda", "autocast_dtype", "cpu_has_native_bf16", "build_optimization",
+           "training_step", "train_one_epoch"]
 
 
 class LossModel(nn.Module):
@@ -64,7 +64,7 @@ def autocast_dtype(cfg: Config, device: torch.device) -> torch.dtype | None:
     """The autocast dtype of a training step; None means fp32.
 
     CUDA: bf16 where the GPU has it, fp16 (with a scaler) otherwise. CPU: bf16 for `amp="bf16"`, or
-    for `amp="auto"` where the CPU has native bf16; never fp16 (CPU fp16 autocast is not faster).
+    for `amp="auto"` where the CPU has native bf16; never fp16 (few CPUs compute it natively).
     """
     if cfg.amp == "fp32":
         return None
