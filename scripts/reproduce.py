@@ -78,7 +78,7 @@ def run_one(name: str, args, device) -> dict:
     row = {k: res.get(k) for k in KEEP}
     row.update({"train_seconds": summary["train_seconds"], "epochs": summary["epochs_done"],
                 "eval_seconds": round(time.perf_counter() - t0, 1), "best_val": summary["best_val"],
-                "precision": str(autocast_dtype(cfg, device) or "float32").replace("torch.", ""),
+                "precision": str(autocast_dtype(cfg, device) or "fp32").replace("torch.", ""),
                 "config": {k: v for k, v in cfg.to_dict().items() if k in ("encoder", "output_stride", "crop_size",
                                                                            "batch_size", "epochs", "variant",
                                                                            "pivot_block", "seed", "lr")}})
