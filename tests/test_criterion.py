@@ -3,7 +3,8 @@ import pytest
 import torch
 
 from nclkit import build_model, get_config
-from nclkit.ncl import NCLCriterion, sample_patches
+from nclkit import AUTHENTIC, CONTOUR, TAMPERED, categorize_patches, ncl_terms
+from nclkit.ncl import NCLCriterion, patch_cells, sample_patches
 
 
 def _batch(b=2, size=64, kind="square"):
@@ -85,3 +86,84 @@ def test_padding_is_excluded():
     valid[..., :, 48:] = 0
     res = NCLCriterion(cfg)(model, model(x), mask, valid)
     assert torch.isfinite(res.total)
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_patch_cells_are_the_cells_of_each_patch(channels_last):
+    torch.manual_seed(0)
+    feature = torch.randn(2, 5, 9, 11)  # trailing row and column do not fill a 2x2 patch
+    if channels_last:
+        feature = feature.contiguous(memory_format=torch.channels_last)
+    idx = torch.tensor([[0, 4, 19], [7, 3, 12]])  # patch grid 4 x 5
+    cells = patch_cells(feature, idx, grid_w=5, patch_size=2)
+    assert cells.shape == (2, 3, 4, 5)
+    for b in range(2):
+        for j, l in enumerate(idx[b].tolist()):
+            r, c = divmod(l, 5)
+            want = feature[b, :, 2 * r:2 * r + 2, 2 * c:2 * c + 2].flatten(1).T  # (4, C), row-major
+            torch.testing.assert_close(cells[b, j], want)
+
+
+def _ncl_reference(model, feature, mask, cfg):
+    """L_NCL straight from §3.2 and eq. 7, image by image, when max_patches exceeds every category."""
+    P = cfg.patch_size
+    codes = categorize_patches(mask, feature.shape[-2:], P)  # (B, gh, gw)
+    feats, contour_cells = [], []
+    for b in range(feature.shape[0]):
+        by_cat = {AUTHENTIC: [], TAMPERED: [], CONTOUR: []}
+        cells_b = []
+        for r in range(codes.shape[1]):
+            for c in range(codes.shape[2]):
+                cells = feature[b, :, r * P:(r + 1) * P, c * P:(c + 1) * P].flatten(1).T  # (P*P, C)
+                by_cat[int(codes[b, r, c])].append(cells.mean(0))
+                if int(codes[b, r, c]) == CONTOUR:
+                    cells_b.append(cells)
+        feats.append(by_cat)
+        contour_cells.append(torch.cat(cells_b) if cells_b else feature.new_zeros(0, feature.shape[1]))
+    every = torch.cat(contour_cells)  # BatchNorm statistics: all contour cells of the batch
+    se = {}
+    for name, branch in (("plus", model.pivot.plus), ("minus", model.pivot.minus)):
+        x = every @ branch.conv.weight[:, :, 0, 0].T
+        mean, var = x.mean(0), x.var(0, unbiased=False)
+        y = torch.relu((x - mean) / torch.sqrt(var + branch.bn.eps) * branch.bn.weight + branch.bn.bias)
+        se[name] = list(torch.split(y, [len(c) for c in contour_cells]))
+    losses = []
+    for b, by_cat in enumerate(feats):
+        stack = lambda v: torch.stack(v) if v else feature.new_zeros(0, feature.shape[1])
+        has = len(contour_cells[b]) > 0
+        sp = se["plus"][b].mean(0) if has else None
+        sm = se["minus"][b].mean(0) if has else None
+        if by_cat[TAMPERED] or has:
+            losses.append(sum(ncl_terms(stack(by_cat[TAMPERED]), stack(by_cat[AUTHENTIC]), sp, sm, cfg.tau)))
+    return torch.stack(losses).mean()
+
+
+def test_ncl_matches_the_per_image_reference():
+    torch.manual_seed(0)
+    cfg = get_config("quick", variant="pivot", max_patches=1024)  # no sampling: every patch is used
+    model = build_model(cfg).train()
+    with torch.no_grad():
+        for br in (model.pivot.plus, model.pivot.minus):
+            br.bn.weight.uniform_(0.5, 1.5)
+            br.bn.bias.uniform_(-0.5, 0.5)
+    x, mask = _batch(b=3)
+    mask[2] = 0  # an authentic image: no term, not in the mean
+    feature = model(x).features[0].detach()
+    got, _, _ = NCLCriterion(cfg).ncl(model.pivot, feature, mask)
+    want = _ncl_reference(model, feature, mask, cfg)
+    torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
+
+
+def test_pivot_samples_at_most_max_patches_contour_patches():
+    torch.manual_seed(0)
+    cfg = get_config("quick", variant="pivot", max_patches=3)
+    model = build_model(cfg).train()
+    x, mask = _batch()
+    feature = model(x).features[0].detach()
+    seen = {}
+    model.pivot.register_forward_pre_hook(lambda m, args: seen.update(w=args[1]))
+    _, _, contour_map = NCLCriterion(cfg).ncl(model.pivot, feature, mask)
+    assert seen["w"].shape == (2, 1, 3 * cfg.patch_size ** 2, 1)
+    assert seen["w"].sum((1, 2, 3)).tolist() == [3 * cfg.patch_size ** 2] * 2
+    # the PC loss still sees every contour patch, not only the sampled ones
+    assert contour_map.sum() > seen["w"].sum()

@@ -1,9 +1,10 @@
 """Training: the paper's recipe (§4, following DeepLabV3+) for the three Table 5 variants.
 
 SGD (lr 0.007, momentum 0.9, weight decay 5e-4), "poly" schedule (power 0.9), batch 4, crop 512 in
-the paper preset; every number comes from the Config. bf16 autocast and channels_last on GPUs
-(fp16 with a gradient scaler where bf16 is missing); on a CPU bf16 autocast where it has native
-bf16 instructions (elsewhere bf16 is emulated and slower), fp32 otherwise. One process is the
+the paper preset; every number comes from the Config. bf16 autocast on GPUs (fp16 with a gradient
+scaler where bf16 is missing); on a CPU bf16 autocast where it has native bf16 instructions
+(elsewhere bf16 is emulated and slower), fp32 otherwise. channels_last (NHWC) memory wherever
+`cfg.channels_last` says so: cuDNN's and oneDNN's fast convolution layout. One process is the
 single-device run; under `torchrun` the same code runs DistributedDataParallel (NCCL on GPUs, gloo on
 CPUs). Checkpoints are written atomically every epoch; `resume=True` continues exactly from
 `last.pt`. The best epoch is chosen on the "val" split, never on "test".
@@ -199,7 +200,7 @@ def train(
         raise ValueError(f"{manifest}: {len(dataset)} training images cannot feed {world.size} processes")
 
     model = build_model(cfg).to(device)
-    if device.type == "cuda" and cfg.channels_last:
+    if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
     loss_model = LossModel(model, NCLCriterion(cfg))
     wrapped = dist_utils.wrap(loss_model, world, find_unused=cfg.variant != "full")
@@ -230,7 +231,7 @@ def train(
     def step_fn(batch) -> dict[str, torch.Tensor]:
         nonlocal step
         image = batch["image"].to(device, non_blocking=True)
-        if device.type == "cuda" and cfg.channels_last:
+        if cfg.channels_last:
             image = image.contiguous(memory_format=torch.channels_last)
         mask = batch["mask"].to(device, non_blocking=True)
         valid = batch["valid"].to(device, non_blocking=True)

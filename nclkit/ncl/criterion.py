@@ -20,7 +20,7 @@ from .categorize import CONTOUR, IGNORE, TAMPERED, AUTHENTIC, categorize_patches
 from .ncl_loss import ncl_terms_batched
 from .pc_loss import bce_loss, pc_loss, resize_bool, shrink_mask
 
-__all__ = ["LossOutput", "NCLCriterion", "sample_patches", "patch_categories"]
+__all__ = ["LossOutput", "NCLCriterion", "sample_patches", "patch_categories", "patch_cells"]
 
 
 @dataclass
@@ -49,9 +49,28 @@ def patch_categories(mask, grid_hw, cfg: Config, valid=None) -> torch.Tensor:
     return codes
 
 
-def _gather(patches: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
-    """(B, C, L), (B, k) -> (B, k, C); gathers along L so the big tensor is never transposed."""
-    return patches.gather(2, idx.unsqueeze(1).expand(-1, patches.shape[1], -1)).transpose(1, 2)
+def patch_cells(feature: torch.Tensor, idx: torch.Tensor, grid_w: int, patch_size: int) -> torch.Tensor:
+    """The cells of chosen patches, gathered straight from the feature map.
+
+    Patch l of the (gh, gw) patch grid covers cells (r*P + i, c*P + j), r, c = divmod(l, gw), 0 <= i, j < P.
+    Gathering only the sampled patches' cells keeps every later op (and the backward scatter) as
+    small as the sample, whatever the map size. The gather follows the map's memory layout, so its
+    gradient comes back in that layout (a channels_last gradient meeting an NCHW one costs copies).
+
+    Shape: feature (B, C, H, W), idx (B, k) long -> (B, k, P*P, C).
+    """
+    P = patch_size
+    B, C, _, W = feature.shape
+    r, c = idx // grid_w, idx % grid_w  # (B, k)
+    off = torch.arange(P, device=idx.device)
+    di, dj = off.repeat_interleave(P), off.repeat(P)  # (P*P,): row-major offsets inside a patch
+    flat = (((r * P).unsqueeze(2) + di) * W + (c * P).unsqueeze(2) + dj).flatten(1)  # (B, k*P*P) indices into H*W
+    if feature.is_contiguous(memory_format=torch.channels_last):
+        rows = feature.permute(0, 2, 3, 1).flatten(1, 2)  # (B, H*W, C), a view of NHWC memory
+        cells = rows.gather(1, flat.unsqueeze(2).expand(-1, -1, C))  # (B, k*P*P, C)
+    else:
+        cells = feature.flatten(2).gather(2, flat.unsqueeze(1).expand(-1, C, -1)).transpose(1, 2)  # (B, k*P*P, C)
+    return cells.view(B, idx.shape[1], P * P, C) if cells.is_contiguous() else cells.reshape(B, idx.shape[1], P * P, C)
 
 
 class NCLCriterion:
@@ -75,18 +94,24 @@ class NCLCriterion:
         hf, wf = feature.shape[-2:]
         codes = patch_categories(mask, (hf, wf), cfg, valid)  # (B, gh, gw)
         gh, gw = codes.shape[1:]
-        cells = feature[:, :, : gh * P, : gw * P]  # (B, C, gh*P, gw*P); its own dtype and memory layout
-        patches = F.avg_pool2d(cells, P).flatten(2)  # (B, C, L): f(p) per patch, the mean of its cells
         flat = codes.flatten(1)  # (B, L)
 
+        # Up to max_patches patches of each category per image, uniformly without replacement;
+        # one gather fetches all their cells (eq. 7 needs nothing else from the map).
         t_idx, t_valid = sample_patches(flat == TAMPERED, cfg.max_patches, generator)
         a_idx, a_valid = sample_patches(flat == AUTHENTIC, cfg.max_patches, generator)
+        c_idx, c_valid = sample_patches(flat == CONTOUR, cfg.max_patches, generator)
+        k_t, k_a = t_idx.shape[1], a_idx.shape[1]
+        cells = patch_cells(feature, torch.cat([t_idx, a_idx, c_idx], 1), gw, P)  # (B, k_t+k_a+k_c, P*P, C)
+        f_patch = cells[:, : k_t + k_a].mean(2)  # (B, k_t+k_a, C): f(p), the mean of its cells
 
-        contour_cells = (codes == CONTOUR).repeat_interleave(P, 1).repeat_interleave(P, 2).unsqueeze(1)  # (B, 1, gh*P, gw*P)
-        se_plus, se_minus, has_contour = pivot(cells, contour_cells)
+        # The pivot sees the sampled contour patches' cells as a (B, C, k_c*P*P, 1) map (§3 of the reading).
+        contour = cells[:, k_t + k_a:].flatten(1, 2).transpose(1, 2).unsqueeze(3)
+        contour_w = c_valid.repeat_interleave(P * P, 1)[:, None, :, None]  # (B, 1, k_c*P*P, 1)
+        se_plus, se_minus, has_contour = pivot(contour, contour_w)
 
         t1, t2, t3 = ncl_terms_batched(
-            _gather(patches, t_idx), t_valid, _gather(patches, a_idx), a_valid,
+            f_patch[:, :k_t], t_valid, f_patch[:, k_t:], a_valid,
             se_plus, se_minus, has_contour, cfg.tau,
         )
         active = (t_valid.any(1) | has_contour).float()  # (B,) images that hold a manipulation
@@ -98,6 +123,8 @@ class NCLCriterion:
             "ncl_t2": (t2 * active).sum() / denom,
             "ncl_t3": (t3 * active).sum() / denom,
         }
+        # Every contour patch (sampled by the pivot or not) is contour for the PC loss, eq. 8.
+        contour_cells = (codes == CONTOUR).repeat_interleave(P, 1).repeat_interleave(P, 2).unsqueeze(1)  # (B, 1, gh*P, gw*P)
         contour_map = F.pad(contour_cells, (0, wf - gw * P, 0, hf - gh * P))  # (B, 1, hf, wf)
         return loss, terms, contour_map
 

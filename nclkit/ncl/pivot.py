@@ -6,15 +6,18 @@ enters a fixed 1x1 conv; we apply the branch to every cell of every contour patc
 the image's cells (docs/interpretation.md, "pivot input of variable k"). The mean is
 permutation-invariant and defined for every k >= 1.
 
-For speed the branch runs on the whole feature map and a 0/1 weight selects the contour cells: a
-1x1 conv is pointwise, so this equals running it on the selected cells only, and it avoids the
-host-device synchronisation that boolean indexing (a data-dependent shape) would force. It also
-keeps the feature's memory layout, so gradients flow back without layout copies. BatchNorm
-statistics are taken over the selected cells only (MaskedBatchNorm2d).
+The input is any (B, C, H, W) map of cells with a 0/1 weight that selects the contour cells (the
+criterion passes the cells of the sampled contour patches as a (B, C, k*P*P, 1) map). A 1x1 conv is
+pointwise, so weighting equals running the branch on the selected cells only, without the
+host-device synchronisation that boolean indexing (a data-dependent shape) would force. BatchNorm
+statistics are taken over the selected cells only (MaskedBatchNorm2d). Inside, cells are rows of a
+(..., C) tensor: the 1x1 conv is then one matrix product and every reduction runs along contiguous
+rows (on a few hundred cells oneDNN's convolution costs several times a GEMM; benchmarks/README.md).
 """
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 __all__ = ["MaskedBatchNorm2d", "PivotBranch", "PivotNetwork"]
@@ -24,13 +27,18 @@ class MaskedBatchNorm2d(nn.BatchNorm2d):
     """BatchNorm over the cells whose weight is 1; falls back to running statistics below 2 cells."""
 
     def forward(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:  # (B, C, H, W), (B, 1, H, W)
+        return self.forward_rows(x.movedim(1, -1), weight.movedim(1, -1)).movedim(-1, 1)
+
+    def forward_rows(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:  # (..., C), (..., 1)
+        """The same on cells laid out as rows: statistics over every row whose weight is 1."""
         if not self.training:
-            return super().forward(x)
-        w = weight.to(x.dtype)
+            return (x - self.running_mean) * torch.rsqrt(self.running_var + self.eps) * self.weight + self.bias
+        dims = tuple(range(x.dim() - 1))
+        w = weight.to(x.dtype)  # fp32 in the pivot
         count = w.sum()
         denom = count.clamp(min=1)
-        mean = (w * x).sum((0, 2, 3)) / denom  # (C,)
-        var = (w * (x - mean[:, None, None]) ** 2).sum((0, 2, 3)) / denom  # (C,) biased, as BatchNorm normalises
+        mean = (w * x).sum(dims) / denom  # (C,)
+        var = (w * (x - mean) ** 2).sum(dims) / denom  # (C,) biased, as BatchNorm normalises
         enough = count > 1  # a 0-dim bool tensor: decided on the device, no .item()
         use_mean = torch.where(enough, mean, self.running_mean.to(x.dtype))
         use_var = torch.where(enough, var, self.running_var.to(x.dtype))
@@ -40,8 +48,7 @@ class MaskedBatchNorm2d(nn.BatchNorm2d):
             self.running_mean.copy_(torch.where(enough, (1 - m) * self.running_mean + m * mean.float(), self.running_mean))
             self.running_var.copy_(torch.where(enough, (1 - m) * self.running_var + m * unbiased, self.running_var))
             self.num_batches_tracked.add_(1)
-        scale = self.weight / torch.sqrt(use_var + self.eps)  # (C,)
-        return (x - use_mean[:, None, None]) * scale[:, None, None] + self.bias[:, None, None]
+        return (x - use_mean) * (self.weight * torch.rsqrt(use_var + self.eps)) + self.bias
 
 
 class PivotBranch(nn.Module):
@@ -54,7 +61,11 @@ class PivotBranch(nn.Module):
         self.relu = nn.ReLU()
 
     def forward(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:  # (B, C, H, W) -> (B, C, H, W)
-        return self.relu(self.bn(self.conv(x), weight))
+        return self.forward_rows(x.movedim(1, -1), weight.movedim(1, -1)).movedim(-1, 1)
+
+    def forward_rows(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:  # (..., C), (..., 1) -> (..., C)
+        y = F.linear(x, self.conv.weight.flatten(1)).float()  # the 1x1 conv; BN in fp32, as autocast runs it
+        return self.relu(self.bn.forward_rows(y, weight))
 
 
 class PivotNetwork(nn.Module):
@@ -80,11 +91,12 @@ class PivotNetwork(nn.Module):
         if is_contour.dim() != 4 or is_contour.shape[1] != 1 or is_contour.shape[2:] != feature.shape[2:]:
             raise ValueError(f"is_contour must be (B, 1, H, W) matching feature {tuple(feature.shape)}, "
                              f"got {tuple(is_contour.shape)}")
-        w = is_contour.to(feature.dtype)  # (B, 1, H, W)
-        counts = w.sum((1, 2, 3))  # (B,): k x P x P cells per image
+        cells = feature.movedim(1, -1).flatten(1, 2)  # (B, H*W, C): a view when the map is channels_last
+        w = is_contour.movedim(1, -1).flatten(1, 2).float()  # (B, H*W, 1)
+        counts = w.sum((1, 2))  # (B,): k x P x P cells per image
         denom = counts.clamp(min=1).unsqueeze(1)  # (B, 1)
         outputs = []
         for branch in (self.plus, self.minus):
-            y = branch(feature, w)  # (B, C, H, W)
-            outputs.append((y * w).sum((2, 3)) / denom.to(y.dtype))  # (B, C): mean over the k patches' cells
+            y = branch.forward_rows(cells, w)  # (B, H*W, C)
+            outputs.append((y * w).sum(1) / denom)  # (B, C): mean over the k patches' cells
         return outputs[0], outputs[1], counts > 0
