@@ -1,4 +1,6 @@
 """Joint transforms: shapes, padding marked invalid, image/mask/valid stay aligned, dataset items."""
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -89,3 +91,20 @@ def test_dataset_mis_sized_mask_and_empty(tmp_path):
         ds[0]
     with pytest.raises(DataError, match="empty"):
         ManifestDataset(_tree(tmp_path), CFG, split="test")
+
+
+def test_dataset_cache_decodes_once_and_keeps_items_equal(tmp_path):
+    recs = _tree(tmp_path)
+    plain = ManifestDataset(recs, CFG, split="train", train=False)
+    cached = ManifestDataset(recs, CFG, split="train", train=False, cache=True)
+    first = [cached[i] for i in range(len(cached))]
+    for r in recs:  # every later read must come from memory
+        Path(r.image).unlink()
+        if r.mask is not None:
+            Path(r.mask).unlink()
+    for i in range(len(cached)):
+        again, want = cached[i], first[i]
+        for key in ("image", "mask", "valid"):
+            torch.testing.assert_close(again[key], want[key])
+    with pytest.raises(DataError):
+        plain[0]  # the uncached dataset reads the (now missing) file

@@ -26,6 +26,8 @@ class ManifestDataset(Dataset):
         split: keep only this split ("train", "val", "test"); None keeps all.
         train: random crop to cfg.crop_size + flips when True; full image when False.
         transform: a JointTransform overriding the one built from cfg/train.
+        cache: keep every decoded image and mask in memory after its first read (small sets read
+            every epoch in the main process; each DataLoader worker would hold its own copy).
     Item:
         dict with image float32 (3, S, S) normalised, mask float32 (1, S, S) in {0, 1},
         valid float32 (1, S, S) (0 on padding), label int64 scalar, index int.
@@ -42,6 +44,7 @@ class ManifestDataset(Dataset):
         split: str | None = None,
         train: bool = True,
         transform: JointTransform | None = None,
+        cache: bool = False,
     ) -> None:
         if isinstance(records_or_manifest_path, (str, os.PathLike)):
             source = str(records_or_manifest_path)
@@ -57,6 +60,7 @@ class ManifestDataset(Dataset):
         self.source = source
         self.train = train
         self.transform = transform if transform is not None else build_transforms(cfg, train=train)
+        self._cache: dict[int, tuple[np.ndarray, np.ndarray]] | None = {} if cache else None
 
     def __len__(self) -> int:
         return len(self.records)
@@ -67,6 +71,8 @@ class ManifestDataset(Dataset):
 
     def load(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         """Untransformed uint8 image (H, W, 3) and mask (H, W) in {0, 1} of one record."""
+        if self._cache is not None and index in self._cache:
+            return self._cache[index]  # the transforms never write into their input
         r = self.records[index]
         image = load_image(r.image)
         if r.mask is None:
@@ -75,6 +81,8 @@ class ManifestDataset(Dataset):
             mask = np.zeros(image.shape[:2], dtype=np.uint8)
         else:
             mask = load_mask(r.mask, expected_hw=image.shape[:2])
+        if self._cache is not None:
+            self._cache[index] = (image, mask)
         return image, mask
 
     def __getitem__(self, index: int) -> dict[str, Any]:

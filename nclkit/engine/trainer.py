@@ -195,7 +195,7 @@ def train(
     val_records = [r for r in all_records if r.split == "val"]
     if not val_records and world.is_main:
         warnings.warn(f"{manifest} has no 'val' split: best.pt will be the last epoch (never selected on 'test')")
-    dataset = ManifestDataset(train_records, cfg, train=True)
+    dataset = ManifestDataset(train_records, cfg, train=True, cache=cfg.cache_images)
     if len(dataset) < world.size:
         raise ValueError(f"{manifest}: {len(dataset)} training images cannot feed {world.size} processes")
 
