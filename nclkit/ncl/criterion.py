@@ -70,7 +70,7 @@ def patch_cells(feature: torch.Tensor, idx: torch.Tensor, grid_w: int, patch_siz
         cells = rows.gather(1, flat.unsqueeze(2).expand(-1, -1, C))  # (B, k*P*P, C)
     else:
         cells = feature.flatten(2).gather(2, flat.unsqueeze(1).expand(-1, C, -1)).transpose(1, 2)  # (B, k*P*P, C)
-    return cells.view(B, idx.shape[1], P * P, C) if cells.is_contiguous() else cells.reshape(B, idx.shape[1], P * P, C)
+    return cells.reshape(B, idx.shape[1], P * P, C)  # a view on the channels_last path
 
 
 class NCLCriterion:
