@@ -101,7 +101,7 @@ PRESETS: dict[str, Config] = {
     # images trains at ~85 img/s on 2 CPU cores with bf16; measured choices in docs/reproduction.md.
     "quick": Config(
         name="quick",
-        encoder="resnet10",     # 1.5x ResNet-18's speed; at equal time it ends higher (F1 0.565 vs 0.499)
+        encoder="resnet10",     # 1.5x ResNet-18's speed; at equal time it ended higher (F1 0.565 vs 0.499)
         output_stride=16,
         aspp_rates=(2, 4, 6),   # scaled to the 8x8 ASPP input of a 128 px image at OS 16
         aspp_channels=64,
