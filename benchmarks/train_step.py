@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nclkit.engine.trainer import LossModel, autocast_dtype, build_optimization, poly_lambda, training_step
+from nclkit.engine.trainer import LossModel, build_optimization, poly_lambda, precision_name, training_step
 from nclkit.models import build_model
 from nclkit.ncl import NCLCriterion
 from nclkit.presets import Config, get_config
@@ -308,7 +308,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "device": str(device), "device_name": _device_name(device),
         "torch": torch.__version__, "threads": torch.get_num_threads(), "compile": args.compile,
         "cudnn_benchmark": torch.backends.cudnn.benchmark,
-        "tf32_conv": torch.backends.cudnn.allow_tf32, "tf32_matmul": torch.backends.cuda.matmul.allow_tf32, "amp": str(autocast_dtype(cfg, device) or "fp32").replace("torch.", ""),
+        "tf32_conv": torch.backends.cudnn.allow_tf32, "tf32_matmul": torch.backends.cuda.matmul.allow_tf32, "amp": precision_name(cfg, device),
         "warmup": args.warmup, "steps_per_config": steps, "rounds": rounds,
         "img_per_s": {k: round(batch / v, 3) for k, v in step_s.items()},
         "step_ms": {k: round(1e3 * v, 3) for k, v in step_s.items()},

@@ -98,7 +98,7 @@ class Config:
 PRESETS: dict[str, Config] = {
     "paper": Config(name="paper"),
     # Same code, smaller numbers: ResNet-10 (ResNet-18 with one block per stage) on whole 128 px
-    # images trains at ~85 img/s on 2 CPU cores with bf16; measured choices in docs/reproduction.md.
+    # images trains at ~100 img/s on 2 CPU cores with bf16; measured choices in docs/reproduction.md.
     "quick": Config(
         name="quick",
         encoder="resnet10",     # 1.5x ResNet-18's speed; at equal time it ended higher (F1 0.565 vs 0.499)

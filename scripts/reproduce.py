@@ -25,7 +25,7 @@ from nclkit.data import read_manifest
 from nclkit.engine import evaluate, load_model, robustness_table, train
 from nclkit.engine.distributed import pick_device
 from nclkit.engine.evaluator import json_safe
-from nclkit.engine.trainer import autocast_dtype
+from nclkit.engine.trainer import precision_name
 from nclkit.presets import apply_overrides, get_config
 
 # The paper's figures (percent in the paper; fractions here). Protocols as the paper states them.
@@ -78,7 +78,7 @@ def run_one(name: str, args, device) -> dict:
     row = {k: res.get(k) for k in KEEP}
     row.update({"train_seconds": summary["train_seconds"], "epochs": summary["epochs_done"],
                 "eval_seconds": round(time.perf_counter() - t0, 1), "best_val": summary["best_val"],
-                "precision": str(autocast_dtype(cfg, device) or "fp32").replace("torch.", ""),
+                "precision": precision_name(cfg, device),
                 "config": {k: v for k, v in cfg.to_dict().items() if k in ("encoder", "output_stride", "crop_size",
                                                                            "batch_size", "epochs", "variant",
                                                                            "pivot_block", "seed", "lr")}})

@@ -31,7 +31,7 @@ from ..presets import Config
 from . import distributed as dist_utils
 from .checkpoint import check_compatible, read_checkpoint, rng_state, save_checkpoint, set_rng_state
 
-__all__ = ["train", "LossModel", "poly_lambda", "autocast_dtype", "cpu_has_native_bf16", "build_optimization",
+__all__ = ["train", "LossModel", "poly_lambda", "autocast_dtype", "precision_name", "cpu_has_native_bf16", "build_optimization",
            "training_step", "train_one_epoch"]
 
 
@@ -77,6 +77,11 @@ def autocast_dtype(cfg: Config, device: torch.device) -> torch.dtype | None:
     if cfg.amp == "bf16" or (cfg.amp == "auto" and torch.cuda.is_bf16_supported()):
         return torch.bfloat16
     return torch.float16
+
+
+def precision_name(cfg: Config, device: torch.device) -> str:
+    """How a training step of `cfg` computes on `device`, for reports: "bfloat16", "float16" or "fp32"."""
+    return str(autocast_dtype(cfg, device) or "fp32").replace("torch.", "")
 
 
 def build_optimization(model: nn.Module, cfg: Config, device: torch.device, total_steps: int):
