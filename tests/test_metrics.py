@@ -138,3 +138,19 @@ def test_image_level_metrics():
     assert only_tampered["image_balanced_accuracy"] == 0.5
     with pytest.raises(ValueError, match="labels"):
         image_level_metrics([0.1], [2])
+
+
+def test_public_import_path_is_nclkit_metrics():
+    """Issue 4's interface: nclkit.metrics.pixel_f1 / pixel_auc on one (H, W) image, a Python float back."""
+    import nclkit
+    from nclkit import metrics
+
+    assert nclkit.metrics is metrics
+    assert set(metrics.__all__) >= {"pixel_f1", "pixel_auc"}
+    rng = np.random.default_rng(7)
+    prob, mask = _random_pair(rng, (33, 21), 10, np.float32, 0.3)  # heavy ties
+    for p, m in ((prob, mask), (torch.from_numpy(prob), torch.from_numpy(mask))):
+        f1, auc = metrics.pixel_f1(p, m), metrics.pixel_auc(p, m)
+        assert type(f1) is float and type(auc) is float
+        assert f1 == pytest.approx(sklearn_metrics.f1_score(mask.ravel(), prob.ravel() > 0.5), abs=1e-12)
+        assert auc == pytest.approx(sklearn_metrics.roc_auc_score(mask.ravel(), prob.ravel()), abs=1e-12)
