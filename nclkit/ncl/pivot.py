@@ -31,8 +31,11 @@ class MaskedBatchNorm2d(nn.BatchNorm2d):
 
     def forward_rows(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:  # (..., C), (..., 1)
         """The same on cells laid out as rows: statistics over every row whose weight is 1."""
-        if not self.training:
-            return (x - self.running_mean) * torch.rsqrt(self.running_var + self.eps) * self.weight + self.bias
+        mean, var = self._masked_stats(x, weight) if self.training else (self.running_mean, self.running_var)
+        return (x - mean) * (self.weight * torch.rsqrt(var + self.eps)) + self.bias
+
+    def _masked_stats(self, x: torch.Tensor, weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean and biased variance (C,) over the weighted rows, running ones below 2 rows; updates the running ones."""
         dims = tuple(range(x.dim() - 1))
         w = weight.to(x.dtype)  # fp32 in the pivot
         count = w.sum()
@@ -48,7 +51,7 @@ class MaskedBatchNorm2d(nn.BatchNorm2d):
             self.running_mean.copy_(torch.where(enough, (1 - m) * self.running_mean + m * mean.float(), self.running_mean))
             self.running_var.copy_(torch.where(enough, (1 - m) * self.running_var + m * unbiased, self.running_var))
             self.num_batches_tracked.add_(1)
-        return (x - use_mean) * (self.weight * torch.rsqrt(use_var + self.eps)) + self.bias
+        return use_mean, use_var
 
 
 class PivotBranch(nn.Module):
