@@ -59,21 +59,40 @@ def _model_and_records(args):
     return device, model, read_manifest(args.data, split=args.split)
 
 
+def _eval_records(args):
+    """The records `eval` scores: a manifest's split, or a folder of images paired with a folder of masks."""
+    from .data import read_manifest
+    from .data.preparers import folder_records
+
+    if args.data and (args.images or args.masks):
+        raise ValueError("give either --data (a manifest) or --images/--masks (folders), not both")
+    if args.data:
+        return read_manifest(args.data, split=args.split)
+    if not (args.images and args.masks):
+        raise ValueError("eval needs --data MANIFEST, or --images DIR together with --masks DIR")
+    return folder_records(args.images, args.masks, authentic=args.authentic)
+
+
 def cmd_eval(args) -> int:
+    from .engine.checkpoint import load_model
+    from .engine.distributed import pick_device
     from .engine.evaluator import evaluate, save_prediction_figure, write_report
 
-    device, model, records = _model_and_records(args)
+    records = _eval_records(args)
+    device = pick_device(args.device)
+    model, _ = load_model(args.checkpoint, device=device)
     if args.limit:
         records = records[: args.limit]
     result = evaluate(model, records, device=device, attack=args.attack, global_metrics=args.all_protocols,
                       best_threshold=args.all_protocols, permuted=args.all_protocols, progress=not args.no_progress)
     result["checkpoint"] = str(args.checkpoint)
-    result["split"] = args.split
+    result["split"] = args.split if args.data else "all (folders)"
     write_report(result, args.out)
     if args.figure:
         save_prediction_figure(model, records, Path(args.out).with_suffix(".png"))
     shown = {k: result[k] for k in ("pixel_f1", "pixel_auc", "n_images", "n_tampered", "n_authentic") if k in result}
     print(json.dumps(shown, indent=2))
+    print(f"data: {result['protocol']['data']}")
     return 0
 
 
@@ -104,10 +123,19 @@ def cmd_predict(args) -> int:
 
 
 def cmd_prepare(args) -> int:
+    import inspect
+
+    from .data import describe_data, read_manifest
     from .data.preparers import PREPARERS
 
-    out = PREPARERS[args.name](Path(args.root), Path(args.out))
-    print(f"wrote {out}")
+    prepare = PREPARERS[args.name]
+    extra = {}
+    if args.protocol is not None:
+        if "protocol" not in inspect.signature(prepare).parameters:
+            raise ValueError(f"--protocol: {args.name} has one protocol; only casia1 takes --protocol")
+        extra["protocol"] = args.protocol
+    out = prepare(Path(args.root), Path(args.out), **extra)
+    print(f"wrote {out}: {describe_data(read_manifest(out))}")
     return 0
 
 
@@ -136,8 +164,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("eval", help="evaluate a checkpoint: per-image pixel F1@0.5 and AUC, image-level metrics")
     p.add_argument("--checkpoint", required=True)
-    p.add_argument("--data", required=True, help="manifest .jsonl")
-    p.add_argument("--split", default="test")
+    p.add_argument("--data", help="manifest .jsonl (or use --images and --masks)")
+    p.add_argument("--split", default="test", help="the manifest's split to score (default: test)")
+    p.add_argument("--images", help="a folder of tampered images, instead of --data")
+    p.add_argument("--masks", help="their masks, paired by name: NAME.ext or NAME_gt/_mask/... .ext; white = tampered")
+    p.add_argument("--authentic", help="optional folder of authentic images (image-level metrics)")
     p.add_argument("--out", required=True, help="report .json (a .md table is written beside it)")
     p.add_argument("--attack", help="robustness attack KIND:VALUE, e.g. jpeg:50, blur:3, noise:5, resize:0.78")
     p.add_argument("--all-protocols", action="store_true", help="also global, best-threshold and permuted F1")
@@ -168,6 +199,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name", choices=["coverage", "casia1", "casia2", "columbia", "nist16", "defacto", "imd2020"])
     p.add_argument("--root", required=True, help="the benchmark's folder, as published")
     p.add_argument("--out", required=True, help="manifest .jsonl to write")
+    p.add_argument("--protocol", choices=["standard", "grouped"],
+                   help="casia1 only: standard (all test, default) or grouped (nclkit's own train/val/test "
+                        "split, grouped by source photo)")
     p.set_defaults(func=cmd_prepare)
 
     p = sub.add_parser("synth", help="write the built-in synthetic forgery set and its manifest")
