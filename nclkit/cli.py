@@ -15,8 +15,11 @@ __all__ = ["main", "build_parser"]
 
 
 def _add_config_args(p: argparse.ArgumentParser, variant: bool = True) -> None:
-    p.add_argument("--preset", default="quick", choices=["quick", "paper"],
-                   help="quick: small model for a CPU; paper: ResNet-101, OS 8, 512 px, batch 4 (default: quick)")
+    from .presets import PRESETS
+
+    p.add_argument("--preset", default="quick", choices=sorted(PRESETS),
+                   help="quick: small model for a CPU on the synthetic set; real: the CPU recipe for real photos "
+                        "(CASIA v1 size); paper: ResNet-101, OS 8, 512 px, batch 4 (default: quick)")
     if variant:
         p.add_argument("--variant", choices=["base", "pivot", "full"],
                        help="Table 5 row: base (BCE), pivot (BCE + NCL), full (NCL + PC; default)")
