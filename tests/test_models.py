@@ -232,3 +232,23 @@ def test_bf16_autocast_and_channels_last():
     assert low.dtype == torch.bfloat16 and torch.isfinite(low.float()).all()
     torch.testing.assert_close(low.float(), reference, rtol=0.1, atol=0.05)
     torch.testing.assert_close(cl, reference, rtol=1e-4, atol=1e-4)
+
+
+def test_config_saved_before_the_new_readings_keeps_the_old_ones(tmp_path):
+    # A checkpoint whose config predates `block1`, `aux_before_upsampling`, `sample_weighting` and
+    # random scaling is rebuilt with the readings it was trained with, and its weights load.
+    from nclkit.engine.checkpoint import check_compatible, load_model, save_checkpoint
+    from nclkit.presets import LEGACY_VALUES, Config
+
+    old = {k: v for k, v in get_config("quick").to_dict().items() if k not in LEGACY_VALUES}
+    cfg = Config.from_dict(old)
+    assert (cfg.block1, cfg.aux_before_upsampling, cfg.sample_weighting) == ("maxpool", True, False)
+    assert (cfg.scale_min, cfg.scale_max) == (1.0, 1.0)
+    legacy = build_model(cfg)
+    assert legacy.encoder.strides[0] == 4 and len(legacy.aux_heads) == 2
+    path = save_checkpoint({"model": legacy.state_dict(), "config": old}, tmp_path / "old.pt")
+    model, _ = load_model(path)
+    assert model.cfg.block1 == "maxpool" and len(model.aux_heads) == 2
+    check_compatible(old, get_config("quick", block1="maxpool", aux_before_upsampling=True), path)
+    with pytest.raises(ValueError, match="block1"):
+        check_compatible(old, get_config("quick", aux_before_upsampling=True), path)
