@@ -132,7 +132,7 @@ def measure(image_id: str, data: Path, size: int, cap: int, draws: int, separati
             def capped(f, crit=crit, g=g):
                 loss, _, _ = crit.ncl(pivot, f, m, generator=g)
                 loss.backward()
-                return float(loss)
+                return float(loss.detach())
 
             runs.append(grads(capped))
         key = "weighted" if weighting else "plain"
