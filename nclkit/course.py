@@ -20,7 +20,7 @@ import torch
 from .presets import Config, get_config
 
 __all__ = ["Profile", "device_profile", "in_colab", "cache_dir", "synthetic_manifest", "coverage_root",
-           "coverage_manifest", "casia1_root", "casia1_manifest", "trained_checkpoint", "source_hash"]
+           "coverage_manifest", "casia1_root", "casia1_manifest", "course_data", "trained_checkpoint", "source_hash"]
 
 
 @dataclass
@@ -120,6 +120,25 @@ def coverage_manifest() -> Path | None:
 def casia1_manifest(protocol: str = "grouped") -> Path | None:
     """A CASIA v1 manifest (default: nclkit's own split grouped by source photo) when present, else None."""
     return _prepared("casia1", casia1_root(), protocol=protocol)
+
+
+def course_data(profile: Profile | None = None) -> tuple[Path, str, str]:
+    """The data the course trains its main model on (notebooks 05 and 06), its preset, and which it is.
+
+    Real forgeries first: CASIA v1.0 on nclkit's own grouped split where it is on this machine
+    (the `real` preset on a CPU, `paper` on a GPU); else, on a GPU, COVERAGE with the paper's
+    75/25 split; else the built-in synthetic set with the profile's preset.
+    """
+    profile = profile or device_profile()
+    casia = casia1_manifest()
+    if casia is not None:
+        return (casia, "real" if profile.quick else "paper",
+                "CASIA v1.0: real splices and copy-moves, nclkit's own split grouped by source photo")
+    coverage = None if profile.quick else coverage_manifest()
+    if coverage is not None:
+        return coverage, "paper", "COVERAGE: real copy-moves, the paper's 75/25 split"
+    return (synthetic_manifest(), profile.preset,
+            "the built-in synthetic forgeries (no real benchmark found: set NCLKIT_CASIA1 to a CASIA v1.0 folder)")
 
 
 def trained_checkpoint(manifest: str | Path | None = None, variant: str = "full", preset: str | None = None,

@@ -11,10 +11,21 @@ import dataclasses
 from dataclasses import dataclass, fields
 from typing import Any
 
-__all__ = ["Config", "PRESETS", "get_config", "apply_overrides", "VARIANTS"]
+__all__ = ["Config", "PRESETS", "get_config", "apply_overrides", "upgrade_dict", "VARIANTS", "BLOCK1_READINGS", "LEGACY_VALUES"]
 
 # Table 5: Base (plain BCE), Base+Pivot (BCE + NCL), Base+Pivot+PC (NCL + PC = full NCL).
 VARIANTS = ("base", "pivot", "full")
+# Where block 1 ends (Table 6): "conv1" = the ResNet paper's stage 1 (stride 2), "maxpool" = with the max-pool (stride 4).
+BLOCK1_READINGS = ("conv1", "maxpool")
+# Keys added after checkpoints were first written, with the value that reproduces the behaviour of a
+# config saved without them (an older reading); `Config.from_dict` fills them in.
+LEGACY_VALUES: dict[str, Any] = {
+    "block1": "maxpool",
+    "aux_before_upsampling": True,
+    "sample_weighting": False,
+    "scale_min": 1.0,
+    "scale_max": 1.0,
+}
 
 
 @dataclass
@@ -29,16 +40,21 @@ class Config:
     decoder_channels: int = 256           # DeepLabV3+ standard
     # --- NCL method (paper §3.2-3.4) ---
     variant: str = "full"                 # Table 5 row: base | pivot | full
-    pivot_block: int = 1                  # Table 6: best after block 1 (stride 4)
-    patch_size: int = 2                   # ours: 2x2 feature cells = 8x8 px at block 1 (notebook 01)
+    pivot_block: int = 1                  # Table 6: best after block 1
+    block1: str = "conv1"                 # ResNet paper's stage 1 = conv1 (stride 2); "maxpool": with the max-pool (stride 4)
+    patch_size: int = 1                   # paper §3.2: block 1 is "point-wise classified", one cell = one patch
     tolerance: float = 0.0                # ours: exact categorisation; >0 absorbs noisy masks
     tau: float = 0.1                      # ours: paper gives no tau (docs/interpretation.md)
     omega: float = 0.01                   # paper §4: weight of L_NCL in eq. 9
     mu: float = 0.9                       # paper §4: weight of contour pixels in eq. 8
-    aux_weight: float = 0.4               # ours: weight of each auxiliary PC loss (docs/interpretation.md)
-    max_patches: int = 128                # ours: cap on sampled tampered/authentic patches per image
+    aux_weight: float = 1.0               # paper §3.3: auxiliary PC losses are "accumulated" (summed), eq. 9 weighs none
+    aux_before_upsampling: bool = False   # paper §3.3: aux classifiers "after each upsampling"; True adds one on ASPP's output
+    max_patches: int = 128                # ours: cap on sampled tampered/authentic/contour patches per image
+    sample_weighting: bool = True         # eq. 7 sums over all patches: sampled negatives weighted N/k to estimate the sums
     # --- data ---
     crop_size: int = 512                  # paper §4
+    scale_min: float = 0.5                # DeepLabV3+ protocol [4]: random scale in [0.5, 2.0] before the crop
+    scale_max: float = 2.0                # (scale_min = scale_max = 1 turns it off)
     batch_size: int = 4                   # paper §4
     num_workers: int = 4
     cache_images: bool = False            # ours: keep decoded training images in memory (small sets, num_workers 0)
@@ -69,6 +85,10 @@ class Config:
             raise ValueError(f"output_stride={self.output_stride}; expected 8, 16 or 32")
         if not 1 <= self.pivot_block <= 5:
             raise ValueError(f"pivot_block={self.pivot_block}; expected 1..5 (Table 6)")
+        if self.block1 not in BLOCK1_READINGS:
+            raise ValueError(f"block1={self.block1!r}; expected one of {BLOCK1_READINGS}")
+        if not 0.0 < self.scale_min <= self.scale_max:
+            raise ValueError(f"scale_min={self.scale_min}, scale_max={self.scale_max}; expected 0 < scale_min <= scale_max")
         if self.patch_size < 1:
             raise ValueError(f"patch_size={self.patch_size}; expected >= 1")
         if not 0.0 <= self.tolerance < 0.5:
@@ -87,11 +107,12 @@ class Config:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Config":
+        """A Config from `to_dict`'s output; keys missing from an older dict get LEGACY_VALUES."""
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:
             raise ValueError(f"unknown config keys {unknown}; known keys: {sorted(known)}")
-        return cls(**d)
+        return cls(**upgrade_dict(d))
 
     def replace(self, **changes: Any) -> "Config":
         return dataclasses.replace(self, **changes)
@@ -109,7 +130,10 @@ PRESETS: dict[str, Config] = {
         aspp_channels=64,
         low_level_channels=32,
         decoder_channels=64,
+        patch_size=2,           # kept from the tuned preset: 2x2 cells = 4x4 px at block 1 (stride 2)
         crop_size=128,          # the synthetic images whole (flips only): better per second than 96 px crops
+        scale_min=1.0,          # no random scaling: the 128 px synthetic images are used whole
+        scale_max=1.0,
         batch_size=32,          # 1.33x batch 8's images/s on 2 cores; with lr 0.2, F1 0.61 vs 0.57 in the same 5 min
         num_workers=0,          # on 2 cores a loader process steals a core from the math threads; 128 px PNGs decode fast
         cache_images=True,      # 800 decoded 128 px images are 52 MB; saves PNG decoding, ~6% of an epoch
@@ -132,14 +156,17 @@ PRESETS: dict[str, Config] = {
         aspp_channels=64,
         low_level_channels=32,
         decoder_channels=64,
+        patch_size=2,           # as the quick preset: 2x2 cells = 4x4 px at block 1
         train_max_side=192,     # whole-photo context in a 128 px crop, 4x cheaper than full size
         eval_max_side=192,      # predict at the scale it learned, map resized back to the photo
         crop_size=128,
+        scale_min=1.0,          # no random scaling on top of the fixed 192 px scale (not yet measured)
+        scale_max=1.0,
         train_authentic=False,  # tampered photos only: authentic ones hold nothing to contrast (eq. 7), halve the epoch
         batch_size=32,
         num_workers=0,
         cache_images=True,      # 643 decoded CASIA v1 training photos are ~190 MB
-        epochs=200,
+        epochs=100,
         lr=0.2,
         max_patches=64,
         max_train_seconds=1800.0,  # at most 30 minutes of training on 2 CPU cores
@@ -148,6 +175,11 @@ PRESETS: dict[str, Config] = {
         channels_last=True,
     ),
 }
+
+
+def upgrade_dict(d: dict[str, Any]) -> dict[str, Any]:
+    """A copy of a saved config dict with every key it lacks set to its LEGACY_VALUES entry."""
+    return {**{k: v for k, v in LEGACY_VALUES.items() if k not in d}, **d}
 
 
 def get_config(preset: str | Config = "quick", **overrides: Any) -> Config:

@@ -2,9 +2,10 @@
 
     python scripts/reproduce.py --scale quick                       # synthetic set, CPU, quick preset
     python scripts/reproduce.py --scale paper --data coverage.jsonl --dataset coverage   # GPU
+    python scripts/reproduce.py --tables 6 --set seed=1 --runs runs/seed1 --out docs/reproduction/seed1   # another seed
 
 Tables: 1 (full NCL, F1/AUC), 3 (robustness of the full model), 5 (Base / Base+Pivot / Base+Pivot+PC),
-6 (pivot after block 1, 2, 5). Every model is trained from scratch with the same recipe and seed,
+6 (pivot after block 1, 2, 5; block 1 is conv1's output at stride 2 unless `--set block1=maxpool`). Every model is trained from scratch with the same recipe and seed,
 selected on the "val" split and evaluated once on "test". Each JSON holds dataset, command, device,
 the paper's figures, and ours (`measured`: fractions in [0, 1]; per-image pixel F1 at 0.5 and
 tie-aware per-image AUC, plus the other protocols under their own names).
@@ -79,9 +80,11 @@ def run_one(name: str, args, device) -> dict:
     row.update({"train_seconds": summary["train_seconds"], "epochs": summary["epochs_done"],
                 "eval_seconds": round(time.perf_counter() - t0, 1), "best_val": summary["best_val"],
                 "precision": precision_name(cfg, device),
+                "pivot_stride": model.pivot_stride,
                 "config": {k: v for k, v in cfg.to_dict().items() if k in ("encoder", "output_stride", "crop_size",
                                                                            "batch_size", "epochs", "variant",
-                                                                           "pivot_block", "seed", "lr")}})
+                                                                           "pivot_block", "block1", "patch_size",
+                                                                           "seed", "lr")}})
     return {"row": row, "protocol": res["protocol"], "model": model, "test": test}
 
 
@@ -150,7 +153,7 @@ def main(argv=None) -> int:
         print(f"[reproduce] {name}: " + json.dumps({k: results[name]["row"][k] for k in ("pixel_f1", "pixel_auc", "train_seconds")}), flush=True)
 
     common = {"dataset": args.dataset, "scale": args.scale, "command": command, "device": device_name(device),
-              "torch": torch.__version__, "seed": get_config(args.scale).seed,
+              "torch": torch.__version__, "seed": apply_overrides(get_config(args.scale), args.overrides).seed,
               "protocol": results[next(iter(results))]["protocol"]}
     for t in tables:
         if t == "1":

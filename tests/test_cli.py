@@ -30,10 +30,26 @@ def test_empty_manifest(tmp_path, capsys):
     assert rc == 2 and "empty.jsonl" in err and "Traceback" not in err
 
 
-def test_missing_split(tiny_manifest, tmp_path, capsys):
+def test_missing_checkpoint(tiny_manifest, tmp_path, capsys):
     rc = main(["eval", "--checkpoint", str(tmp_path / "nope.pt"), "--data", str(tiny_manifest),
                "--split", "test", "--out", str(tmp_path / "r.json")])
     assert rc == 2 and "nope.pt" in capsys.readouterr().err
+
+
+def test_missing_split(tiny_manifest, tmp_path, capsys):
+    # A real (untrained) checkpoint and a split the manifest lacks: one line naming the split and
+    # the splits present, status 2, no report written.
+    from nclkit import build_model, get_config
+    from nclkit.engine.checkpoint import save_checkpoint
+
+    cfg = get_config("quick")
+    ckpt = save_checkpoint({"model": build_model(cfg).state_dict(), "config": cfg.to_dict()}, tmp_path / "m.pt")
+    report = tmp_path / "r.json"
+    rc = main(["eval", "--checkpoint", str(ckpt), "--data", str(tiny_manifest), "--split", "holdout",
+               "--out", str(report), "--no-progress"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "holdout" in err and "'test'" in err and "'train'" in err
+    assert "Traceback" not in err and not report.exists()
 
 
 def test_bad_override(tiny_manifest, tmp_path, capsys):

@@ -4,7 +4,7 @@ import torch
 
 from nclkit import build_model, get_config
 from nclkit import AUTHENTIC, CONTOUR, TAMPERED, categorize_patches, ncl_terms
-from nclkit.ncl import NCLCriterion, patch_cells, sample_patches
+from nclkit.ncl import NCLCriterion, ncl_terms_batched, patch_cells, sample_patches
 
 
 def _batch(b=2, size=64, kind="square"):
@@ -37,17 +37,108 @@ def test_variants_finite_with_gradients(variant, kind):
     assert all(not t.requires_grad for t in res.terms.values())
 
 
-def test_total_is_eq9():
+def _contour_cells_loop(mask, grid_hw):
+    """(B, 1, gh, gw) bool: cells whose pixel footprint holds tampered and authentic pixels (patch_size 1)."""
+    B, _, H, W = mask.shape
+    sh, sw = H // grid_hw[0], W // grid_hw[1]
+    out = torch.zeros(B, 1, *grid_hw, dtype=torch.bool)
+    for b in range(B):
+        for r in range(grid_hw[0]):
+            for c in range(grid_hw[1]):
+                window = mask[b, 0, r * sh:(r + 1) * sh, c * sw:(c + 1) * sw]
+                out[b, 0, r, c] = bool(window.min() == 0 and window.max() == 1)
+    return out
+
+
+def _pc_reference(logits, mask, contour, mu):
+    """Eq. 8 with boolean indexing: mu x mean BCE over contour pixels + (1 - mu) x mean BCE over all pixels."""
+    bce = torch.nn.functional.binary_cross_entropy_with_logits(logits.float(), mask, reduction="none")
+    first = bce[contour].mean() if contour.any() else bce.new_zeros(())
+    return mu * first + (1 - mu) * bce.mean()
+
+
+def _at(cells, size):
+    """Cell map -> (B, 1, h, w): nearest when upsampling, "any cell" when downsampling (exact multiples)."""
+    gh, h = cells.shape[-2], size[0]
+    if h >= gh:
+        return cells.repeat_interleave(h // gh, 2).repeat_interleave(size[1] // cells.shape[-1], 3)
+    k = gh // h
+    return cells.reshape(*cells.shape[:2], h, k, size[1], k).any(5).any(3)
+
+
+@pytest.mark.parametrize("extra_head", [False, True])
+def test_total_is_eq9_from_raw_outputs(extra_head):
+    # Eq. 9 rebuilt from the model's raw outputs (logits, aux logits, block-1 feature) with slow
+    # references, not from the criterion's logged terms. mu, omega and aux_weight are set away from
+    # their defaults so that a hard-coded constant or swapped arguments change the total.
     torch.manual_seed(0)
-    cfg = get_config("quick", variant="full")
+    cfg = get_config("quick", variant="full", patch_size=1, max_patches=4096, mu=0.7, omega=0.5,
+                     aux_weight=0.3, aux_before_upsampling=extra_head)
+    model = build_model(cfg).train()
+    with torch.no_grad():  # spread the logits so that contour and other pixels have unlike BCE
+        for head in (model.classifier, *model.aux_heads):
+            head[0].weight.normal_(0, 0.5)
+            head[0].bias.fill_(1.0)
+    x, mask = _batch()
+    out = model(x)
+    res = NCLCriterion(cfg)(model, out, mask)
+    feature = out.features[cfg.pivot_block - 1]
+    ncl = _ncl_reference(model, feature, mask, cfg)
+    cells = _contour_cells_loop(mask, tuple(feature.shape[-2:]))  # (B, 1, 32, 32)
+    pc = _pc_reference(out.logits, mask, _at(cells, out.logits.shape[-2:]), cfg.mu)
+    aux = 0.0
+    for logits in out.aux_logits:
+        size = tuple(logits.shape[-2:])
+        k = mask.shape[-1] // size[-1]
+        small = (torch.nn.functional.avg_pool2d(mask, k) >= 0.5).float()  # the mask shrunk to the head
+        aux = aux + _pc_reference(logits, small, _at(cells, size), cfg.mu)
+    assert len(out.aux_logits) == (2 if extra_head else 1)
+    want = cfg.omega * ncl + pc + cfg.aux_weight * aux
+    torch.testing.assert_close(res.total, want, rtol=1e-4, atol=1e-5)
+    assert float(res.terms["ncl_t2"]) > 0 and float(res.terms["ncl_t3"]) > 0  # the squares make contour patches
+
+
+def test_contour_map_holds_the_contour_cells():
+    # The PC loss's contour map comes from CONTOUR cells, neither TAMPERED nor AUTHENTIC ones.
+    torch.manual_seed(0)
+    cfg = get_config("quick", variant="full", patch_size=1)
     model = build_model(cfg).train()
     x, mask = _batch()
-    res = NCLCriterion(cfg)(model, model(x), mask)
-    t = res.terms
-    want = cfg.omega * t["ncl"] + t["pc"] + cfg.aux_weight * t["pc_aux"]
-    assert float(res.total.detach()) == pytest.approx(float(want), rel=1e-5)
-    assert float(t["ncl"]) == pytest.approx(float(t["ncl_t1"] + t["ncl_t2"] + t["ncl_t3"]), rel=1e-5)
-    assert float(t["ncl_t2"]) > 0 and float(t["ncl_t3"]) > 0  # the squares make contour patches
+    feature = model(x).features[0].detach()
+    _, _, contour_map = NCLCriterion(cfg).ncl(model.pivot, feature, mask)
+    want = _contour_cells_loop(mask, tuple(feature.shape[-2:]))
+    assert want.any() and torch.equal(contour_map.bool(), want)
+
+
+class _StubModel:
+    """Five blocks of different shapes, so that reading the wrong block cannot go unnoticed."""
+
+    channels = (3, 5, 6, 7, 9)
+    sizes = (32, 16, 8, 4, 4)
+
+    def __init__(self, block):
+        from nclkit.ncl import PivotNetwork
+
+        torch.manual_seed(0)
+        self.pivot = PivotNetwork(self.channels[block - 1]).train()
+        self.features = [torch.randn(2, c, s, s) for c, s in zip(self.channels, self.sizes)]
+
+
+@pytest.mark.parametrize("block", [1, 2, 3, 4, 5])
+def test_criterion_reads_the_pivot_block(block):
+    from nclkit.models import ModelOutput
+
+    cfg = get_config("quick", variant="pivot", pivot_block=block, patch_size=1, max_patches=4096)
+    stub = _StubModel(block)
+    _, mask = _batch()
+    out = ModelOutput(logits=torch.zeros(2, 1, 64, 64), features=stub.features, aux_logits=[])
+    crit = NCLCriterion(cfg)
+    res = crit(stub, out, mask)
+    want, _, _ = crit.ncl(stub.pivot, stub.features[block - 1], mask)
+    torch.testing.assert_close(res.terms["ncl"], want.detach())
+    # and the real model's pivot network is sized for that block
+    model = build_model("quick", pivot_block=block)
+    assert model.pivot.channels == model.encoder.channels[block - 1]
 
 
 @pytest.mark.parametrize("block", [2, 3])
@@ -77,15 +168,55 @@ def test_sampling_caps_and_stays_in_category():
     assert len(set(idx[1].tolist())) == 16  # without replacement
 
 
-def test_padding_is_excluded():
+def test_sampling_is_uniform_not_the_first_k():
+    # 40 selected of 60, 10 drawn per row: each selected patch should appear 1/4 of the time.
+    sel = torch.zeros(1, 60, dtype=torch.bool)
+    sel[0, 20:] = True
+    g = torch.Generator().manual_seed(0)
+    hits = torch.zeros(60)
+    draws = 2000
+    for _ in range(draws):
+        idx, valid = sample_patches(sel, 10, g)
+        hits.index_add_(0, idx[valid], torch.ones(int(valid.sum())))
+    freq = hits / draws
+    assert freq[:20].eq(0).all()
+    assert (freq[20:] - 0.25).abs().max() < 0.05  # binomial sd ~0.01
+    assert abs(freq[20:30].mean() - freq[50:60].mean()) < 0.03
+
+
+@pytest.mark.parametrize("patch_size", [1, 2])
+def test_padding_is_excluded(patch_size, monkeypatch):
+    # Crop padding (valid = 0) must change nothing: whatever the mask says under it, the total is
+    # the same, and no patch reaching into it is ever sampled for eq. 7.
+    import nclkit.ncl.criterion as criterion_module
+
     torch.manual_seed(0)
-    cfg = get_config("quick", variant="full")
+    cfg = get_config("quick", variant="full", patch_size=patch_size)
     model = build_model(cfg).train()
     x, mask = _batch()
     valid = torch.ones_like(mask)
-    valid[..., :, 48:] = 0
-    res = NCLCriterion(cfg)(model, model(x), mask, valid)
-    assert torch.isfinite(res.total)
+    valid[..., :, 48:] = 0  # a multiple of every stride: no head straddles the border
+    out = model(x)
+    drawn = []
+    real = criterion_module.sample_patches
+
+    def spy(selected, k, generator=None):
+        idx, ok = real(selected, k, generator)
+        drawn.append(idx[ok])
+        return idx, ok
+
+    monkeypatch.setattr(criterion_module, "sample_patches", spy)
+    crit = NCLCriterion(cfg)
+    a = crit(model, out, mask, valid, generator=torch.Generator().manual_seed(1)).total
+    other = mask.clone()
+    other[..., :, 48:] = 1 - other[..., :, 48:]  # different labels under the padding only
+    b = crit(model, out, other, valid, generator=torch.Generator().manual_seed(1)).total
+    torch.testing.assert_close(a, b)
+    # every drawn patch lies wholly inside the valid region
+    grid_w = out.features[0].shape[-1] // patch_size
+    first_padded_col = 48 // (64 // out.features[0].shape[-1]) // patch_size
+    cols = torch.cat(drawn) % grid_w
+    assert len(cols) > 0 and cols.max() < first_padded_col
 
 
 @pytest.mark.parametrize("channels_last", [False, True])
@@ -133,7 +264,8 @@ def _ncl_reference(model, feature, mask, cfg):
         has = len(contour_cells[b]) > 0
         sp = se["plus"][b].mean(0) if has else None
         sm = se["minus"][b].mean(0) if has else None
-        if by_cat[TAMPERED] or has:
+        n_t, n_a = len(by_cat[TAMPERED]), len(by_cat[AUTHENTIC])
+        if n_a >= 1 and (n_t >= 2 or (has and n_t >= 1)):  # something to contrast
             losses.append(sum(ncl_terms(stack(by_cat[TAMPERED]), stack(by_cat[AUTHENTIC]), sp, sm, cfg.tau)))
     return torch.stack(losses).mean()
 
@@ -167,3 +299,63 @@ def test_pivot_samples_at_most_max_patches_contour_patches():
     assert seen["w"].sum((1, 2, 3)).tolist() == [3 * cfg.patch_size ** 2] * 2
     # the PC loss still sees every contour patch, not only the sampled ones
     assert contour_map.sum() > seen["w"].sum()
+
+
+@pytest.mark.parametrize("kind", ["contour_only", "all_tampered", "authentic"])
+def test_images_with_nothing_to_contrast_do_not_count(kind):
+    # An image whose terms are all 0 (only contour and authentic patches, or no authentic patch, or
+    # no manipulation) must not enter the batch mean: adding it leaves L_NCL unchanged.
+    torch.manual_seed(0)
+    cfg = get_config("quick", variant="pivot", patch_size=1, max_patches=4096)
+    model = build_model(cfg).eval()  # running BN statistics: the pivot does not depend on the batch
+    x, mask = _batch(b=2)
+    if kind == "contour_only":
+        mask[1] = 0
+        mask[1, :, 10:50, 13] = 1  # a 1-px line: contour cells only, no tampered cell
+    else:
+        mask[1] = 1.0 if kind == "all_tampered" else 0.0
+    feature = model(x).features[0].detach()
+    crit = NCLCriterion(cfg)
+    both, _, _ = crit.ncl(model.pivot, feature, mask)
+    alone, _, _ = crit.ncl(model.pivot, feature[:1], mask[:1])
+    assert float(alone.detach()) > 0
+    torch.testing.assert_close(both, alone)
+
+
+def test_sampled_negatives_estimate_the_full_sums():
+    # With every negative a duplicate of one feature, the weighted sample's denominators equal the
+    # full ones exactly: capped and uncapped L_NCL agree; without the weights they do not.
+    torch.manual_seed(0)
+    B, C = 1, 8
+    p = torch.randn(B, 6, C)
+    n_one = torch.randn(B, 1, C)
+    sp, sm = torch.randn(B, C), torch.randn(B, C)
+    has = torch.ones(B, dtype=torch.bool)
+    full_n = n_one.expand(B, 400, C)
+    ones = lambda t: torch.ones(t.shape[:2], dtype=torch.bool)
+    want = ncl_terms_batched(p, ones(p), full_n, ones(full_n), sp, sm, has, 0.1)
+    sample = full_n[:, :16]
+    scale = torch.full((B,), 400 / 16).log()
+    got = ncl_terms_batched(p, ones(p), sample, ones(sample), sp, sm, has, 0.1, scale, None)
+    plain = ncl_terms_batched(p, ones(p), sample, ones(sample), sp, sm, has, 0.1)
+    for g, w, q in zip(got[:2], want[:2], plain[:2]):  # terms 1 and 2 have authentic negatives
+        torch.testing.assert_close(g, w)
+        assert not torch.allclose(q, w)
+
+
+def test_criterion_weights_negatives_by_category_counts():
+    # max_patches below the category sizes: with sample_weighting the loss is larger (the sampled
+    # negatives stand for all of them), and equal to the unweighted one when nothing is capped.
+    torch.manual_seed(0)
+    x, mask = _batch()
+    losses = {}
+    for weighting in (False, True):
+        for cap in (4, 4096):
+            cfg = get_config("quick", variant="pivot", patch_size=1, max_patches=cap, sample_weighting=weighting)
+            torch.manual_seed(0)
+            model = build_model(cfg).train()
+            feature = model(x).features[0].detach()
+            g = torch.Generator().manual_seed(0)
+            losses[weighting, cap] = float(NCLCriterion(cfg).ncl(model.pivot, feature, mask, generator=g)[0])
+    assert losses[True, 4096] == pytest.approx(losses[False, 4096], rel=1e-6)
+    assert losses[True, 4] > losses[False, 4]

@@ -30,10 +30,11 @@ def test_paper_preset_512_shapes():
     assert isinstance(out, ModelOutput)
     assert out.logits.shape == (1, 1, 512, 512)
     assert len(out.features) == 5
-    assert out.features[0].shape == (1, 64, 128, 128)  # block 1: stem, stride 4
+    assert out.features[0].shape == (1, 64, 256, 256)  # block 1: conv1, stride 2
+    assert out.features[1].shape == (1, 256, 128, 128)  # block 2: max-pool + conv2_x, stride 4
     assert out.features[4].shape == (1, 2048, 64, 64)  # block 5 at OS 8
-    assert [a.shape[-1] for a in out.aux_logits] == [64, 128]
-    assert model.pivot.channels == 64 and model.pivot_stride == 4
+    assert [a.shape[-1] for a in out.aux_logits] == [128]  # after the first upsampling only
+    assert model.pivot.channels == 64 and model.pivot_stride == 2
     assert torch.isfinite(out.logits).all()
 
 
@@ -55,8 +56,27 @@ def test_os16_gives_32x32_block5_at_512():
     encoder = get_encoder("resnet18", 16).eval()
     with torch.no_grad():
         features = encoder(torch.randn(1, 3, 512, 512))
-    assert features[0].shape[-2:] == (128, 128)
+    assert features[0].shape[-2:] == (256, 256)
     assert features[4].shape[-2:] == (32, 32)
+
+
+def test_block1_readings_conv1_and_maxpool():
+    # Block 1 is conv1's output (stride 2); the max-pool opens block 2. "maxpool" keeps the older
+    # reading (block 1 after the max-pool, stride 4). Same parameters, same later blocks.
+    torch.manual_seed(0)
+    conv1 = get_encoder("resnet10", 16, block1="conv1").eval()
+    pooled = get_encoder("resnet10", 16, block1="maxpool").eval()
+    pooled.load_state_dict(conv1.state_dict())
+    assert conv1.strides[:2] == (2, 4) and pooled.strides[:2] == (4, 4)
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        a, b = conv1(x), pooled(x)
+    assert a[0].shape[-2:] == (32, 32) and b[0].shape[-2:] == (16, 16)
+    torch.testing.assert_close(b[0], torch.nn.functional.max_pool2d(a[0], 3, 2, 1))
+    for fa, fb in zip(a[1:], b[1:]):
+        torch.testing.assert_close(fa, fb)
+    with pytest.raises(ValueError, match="block1"):
+        get_encoder("resnet10", 16, block1="stem")
 
 
 def test_basic_block_dilation_follows_a_trous_schedule():
@@ -146,12 +166,12 @@ def test_odd_input_size_gives_same_size_logits(preset, overrides):
     with torch.no_grad():
         out = model(torch.randn(1, 3, 100, 130))
     assert out.logits.shape == (1, 1, 100, 130)
-    assert out.features[1].shape[-2:] == out.aux_logits[1].shape[-2:]
+    assert out.features[1].shape[-2:] == out.aux_logits[-1].shape[-2:]
 
 
 @pytest.mark.parametrize("output_stride", [8, 16])
 def test_aux_logits_strides_coarse_to_fine(output_stride):
-    model = build_model("quick", output_stride=output_stride).eval()
+    model = build_model("quick", output_stride=output_stride, aux_before_upsampling=True).eval()
     assert model.aux_strides == (output_stride, 4)
     with torch.no_grad():
         out = model(torch.randn(2, 3, 128, 128))
@@ -159,6 +179,19 @@ def test_aux_logits_strides_coarse_to_fine(output_stride):
         (2, 1, 128 // output_stride, 128 // output_stride),
         (2, 1, 32, 32),
     ]
+
+
+def test_aux_heads_after_each_upsampling_by_default():
+    # One auxiliary classifier after the first upsampling (fused stride-4 feature); the main output
+    # follows the second. The extra head on the ASPP output exists only when asked for.
+    model = build_model("quick").eval()
+    assert len(model.aux_heads) == 1 and model.aux_strides == (4,)
+    assert model.aux_heads[0][0].in_channels == model.decoder.fused_channels
+    with torch.no_grad():
+        out = model(torch.randn(2, 3, 128, 128))
+    assert [tuple(a.shape) for a in out.aux_logits] == [(2, 1, 32, 32)]
+    extra = build_model("quick", aux_before_upsampling=True)
+    assert [h[0].in_channels for h in extra.aux_heads] == [extra.cfg.aspp_channels, extra.decoder.fused_channels]
 
 
 @pytest.mark.parametrize("encoder, size", [("resnet18", 64), ("swin_t", 64)])
@@ -199,3 +232,23 @@ def test_bf16_autocast_and_channels_last():
     assert low.dtype == torch.bfloat16 and torch.isfinite(low.float()).all()
     torch.testing.assert_close(low.float(), reference, rtol=0.1, atol=0.05)
     torch.testing.assert_close(cl, reference, rtol=1e-4, atol=1e-4)
+
+
+def test_config_saved_before_the_new_readings_keeps_the_old_ones(tmp_path):
+    # A checkpoint whose config predates `block1`, `aux_before_upsampling`, `sample_weighting` and
+    # random scaling is rebuilt with the readings it was trained with, and its weights load.
+    from nclkit.engine.checkpoint import check_compatible, load_model, save_checkpoint
+    from nclkit.presets import LEGACY_VALUES, Config
+
+    old = {k: v for k, v in get_config("quick").to_dict().items() if k not in LEGACY_VALUES}
+    cfg = Config.from_dict(old)
+    assert (cfg.block1, cfg.aux_before_upsampling, cfg.sample_weighting) == ("maxpool", True, False)
+    assert (cfg.scale_min, cfg.scale_max) == (1.0, 1.0)
+    legacy = build_model(cfg)
+    assert legacy.encoder.strides[0] == 4 and len(legacy.aux_heads) == 2
+    path = save_checkpoint({"model": legacy.state_dict(), "config": old}, tmp_path / "old.pt")
+    model, _ = load_model(path)
+    assert model.cfg.block1 == "maxpool" and len(model.aux_heads) == 2
+    check_compatible(old, get_config("quick", block1="maxpool", aux_before_upsampling=True), path)
+    with pytest.raises(ValueError, match="block1"):
+        check_compatible(old, get_config("quick", aux_before_upsampling=True), path)

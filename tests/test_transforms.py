@@ -108,3 +108,25 @@ def test_dataset_cache_decodes_once_and_keeps_items_equal(tmp_path):
             torch.testing.assert_close(again[key], want[key])
     with pytest.raises(DataError):
         plain[0]  # the uncached dataset reads the (now missing) file
+
+
+def test_random_scale_before_the_crop():
+    # Paper preset: the image is scaled by a factor in [0.5, 2] before the 32 px crop. A 20 x 24
+    # image then covers between 10 x 12 and 40 x 48 px of the crop; mask and valid follow it.
+    cfg = get_config("paper", crop_size=32)
+    assert (cfg.scale_min, cfg.scale_max) == (0.5, 2.0)
+    assert (get_config("quick").scale_min, get_config("quick").scale_max) == (1.0, 1.0)
+    tf = build_transforms(cfg, train=True)
+    img = np.full((20, 24, 3), 200, np.uint8)
+    mask = np.ones((20, 24), np.uint8)
+    torch.manual_seed(0)
+    areas = []
+    for _ in range(60):
+        out = tf(img, mask)
+        assert out["image"].shape == (3, 32, 32)
+        assert torch.equal(out["mask"], out["valid"])  # nearest-resized mask stays on the image
+        areas.append(int(out["valid"].sum()))
+    assert min(areas) < 0.5 * 20 * 24 and max(areas) == 32 * 32  # shrunk sometimes, filling the crop others
+    assert all(a >= 10 * 12 - 30 for a in areas)
+    with pytest.raises(ValueError, match="scale_range"):
+        type(tf)(crop_size=32, flip=False, scale_range=(2.0, 0.5))

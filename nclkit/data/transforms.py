@@ -1,7 +1,9 @@
 """Joint image/mask transforms (torchvision.transforms.v2 on tv_tensors).
 
-Train: optional resize of the longer side, random crop to `cfg.crop_size` with zero padding
-where the image is smaller (paper §4: 512x512 crops), random horizontal and vertical flips.
+Train: optional resize of the longer side, random scaling by a factor drawn uniformly from
+[cfg.scale_min, cfg.scale_max] (DeepLabV3+'s protocol, which the paper follows: 0.5-2.0), random
+crop to `cfg.crop_size` with zero padding where the image is smaller (paper §4: 512x512 crops),
+random horizontal and vertical flips.
 Padding is marked by a `valid` map (1 = real pixel, 0 = padding) so losses and metrics can
 ignore it. Eval: optional resize only, full image.
 
@@ -64,6 +66,22 @@ class _ResizeLongSide(v2.Transform):
         return v2.functional.resize(inpt, params["size"], antialias=True)
 
 
+class _RandomScale(v2.Transform):
+    """Scale by a factor drawn uniformly from [low, high] (image bilinear+antialias, masks nearest)."""
+
+    def __init__(self, low: float, high: float) -> None:
+        super().__init__()
+        self.low, self.high = float(low), float(high)
+
+    def make_params(self, flat_inputs: list[Any]) -> dict[str, Any]:
+        h, w = v2.query_size(flat_inputs)
+        s = self.low + (self.high - self.low) * float(torch.rand(()))
+        return {"size": [max(1, round(h * s)), max(1, round(w * s))]}
+
+    def transform(self, inpt: Any, params: dict[str, Any]) -> Any:
+        return v2.functional.resize(inpt, params["size"], antialias=True)
+
+
 class JointTransform:
     """Apply the same geometric transform to image, mask and valid map, then normalise.
 
@@ -71,17 +89,29 @@ class JointTransform:
         crop_size: random crop side (train), None for no crop (eval).
         flip: random horizontal and vertical flips, p = 0.5 each.
         resize: longer side to scale down to first (never up), None to keep the size.
+        scale_range: (low, high) random scale factor applied before the crop; None or (1, 1) for none.
     Call:
         image uint8 (H, W, 3), mask uint8 (H, W) in {0,1} -> dict of
         image float32 (3, S, S), mask float32 (1, S, S), valid float32 (1, S, S).
     """
 
-    def __init__(self, crop_size: int | None, flip: bool, resize: int | None = None) -> None:
+    def __init__(
+        self,
+        crop_size: int | None,
+        flip: bool,
+        resize: int | None = None,
+        scale_range: tuple[float, float] | None = None,
+    ) -> None:
         ops: list[v2.Transform] = []
         if resize is not None:
             if resize < 1:
                 raise ValueError(f"resize={resize}; expected a positive side length or None")
             ops.append(_ResizeLongSide(resize))
+        if scale_range is not None and tuple(scale_range) != (1.0, 1.0):
+            low, high = scale_range
+            if not 0 < low <= high:
+                raise ValueError(f"scale_range={tuple(scale_range)}; expected 0 < low <= high")
+            ops.append(_RandomScale(low, high))  # before the crop, as DeepLabV3+ does
         if crop_size is not None:
             if crop_size < 1:
                 raise ValueError(f"crop_size={crop_size}; expected >= 1")
@@ -91,6 +121,7 @@ class JointTransform:
             ops += [v2.RandomHorizontalFlip(0.5), v2.RandomVerticalFlip(0.5)]
         self.geometric = v2.Compose(ops) if ops else None
         self.crop_size, self.flip, self.resize = crop_size, flip, resize
+        self.scale_range = None if scale_range is None else tuple(scale_range)
 
     def __call__(self, image: np.ndarray, mask: np.ndarray) -> dict[str, torch.Tensor]:
         if image.shape[:2] != mask.shape[:2]:
@@ -107,20 +138,23 @@ class JointTransform:
         }
 
     def __repr__(self) -> str:
-        return f"JointTransform(crop_size={self.crop_size}, flip={self.flip}, resize={self.resize})"
+        return (f"JointTransform(crop_size={self.crop_size}, flip={self.flip}, resize={self.resize}, "
+                f"scale_range={self.scale_range})")
 
 
 def build_transforms(cfg: Any, train: bool, resize: int | None = None) -> JointTransform:
-    """The train (crop + flips) or eval (full image) transform for a Config.
+    """The train (scale + crop + flips) or eval (full image) transform for a Config.
 
     Args:
-        cfg: a Config; `crop_size` and `train_max_side` are read.
-        train: random crop to cfg.crop_size and flips when True; full image when False.
+        cfg: a Config; `crop_size`, `train_max_side`, `scale_min` and `scale_max` are read.
+        train: scale down to cfg.train_max_side (0 = keep), random scale, random crop to
+            cfg.crop_size and flips when True; full image when False.
         resize: optional longer-side limit applied first (both modes); in training it defaults to
-            cfg.train_max_side (0 = none), so a model can learn at the scale it predicts at.
+            cfg.train_max_side, so a model can learn at the scale it predicts at (eval_max_side).
     """
     if train:
         if resize is None and getattr(cfg, "train_max_side", 0):
             resize = int(cfg.train_max_side)
-        return JointTransform(crop_size=int(cfg.crop_size), flip=True, resize=resize)
+        scale = (float(getattr(cfg, "scale_min", 1.0)), float(getattr(cfg, "scale_max", 1.0)))
+        return JointTransform(crop_size=int(cfg.crop_size), flip=True, resize=resize, scale_range=scale)
     return JointTransform(crop_size=None, flip=False, resize=resize)

@@ -13,13 +13,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..presets import Config
+from ..presets import Config, upgrade_dict
 
 __all__ = ["save_checkpoint", "read_checkpoint", "load_model", "rng_state", "set_rng_state", "MODEL_KEYS"]
 
-# Config keys that change the network's parameters: a checkpoint cannot be loaded across these.
-MODEL_KEYS = ("encoder", "output_stride", "aspp_rates", "aspp_channels", "low_level_channels",
-              "decoder_channels", "pivot_block")
+# Config keys that change the network's parameters or what its blocks return: a checkpoint cannot be
+# loaded (or a run resumed) across these.
+MODEL_KEYS = ("encoder", "output_stride", "block1", "aspp_rates", "aspp_channels", "low_level_channels",
+              "decoder_channels", "aux_before_upsampling", "pivot_block")
 
 
 def save_checkpoint(state: dict[str, Any], path: str | Path) -> Path:
@@ -49,6 +50,7 @@ def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
 def check_compatible(saved: dict[str, Any], cfg: Config, path: str | Path) -> None:
     """Refuse to load weights into a model of another shape, naming the differing keys."""
     wanted = cfg.to_dict()
+    saved = upgrade_dict(saved)  # a config saved before a key existed: that key's older reading
     diff = [f"{k}: checkpoint {saved.get(k)!r} vs requested {wanted[k]!r}"
             for k in MODEL_KEYS if _norm(saved.get(k)) != _norm(wanted[k])]
     if diff:

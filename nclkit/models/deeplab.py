@@ -2,11 +2,15 @@
 
 Data flow (Figure 2a):
 
-    image -> encoder blocks 1..5 -> ASPP on block 5 (stride OS) --------> aux logit 1 (stride OS)
-                                     | bilinear up to block 2's size
-             block 2 (stride 4) -> 1x1 proj -> concat (fused feature) --> aux logit 2 (stride 4)
+    image -> encoder blocks 1..5 -> ASPP on block 5 (stride OS) - - - -> [aux logit (stride OS), optional]
+                                     | first upsampling: bilinear up to block 2's size
+             block 2 (stride 4) -> 1x1 proj -> concat (fused feature) --> aux logit (stride 4)
                                      | two 3x3 conv-BN-ReLU
-                                     classifier -> bilinear up to H x W -> logits (stride 1)
+                                     classifier -> second upsampling: bilinear up to H x W -> logits (stride 1)
+
+Paper §3.3 places the auxiliary classifiers "after each upsampling": after the first one the fused
+stride-4 feature gets an auxiliary classifier, after the second one the main output is supervised
+itself. `cfg.aux_before_upsampling` adds a classifier on the ASPP output, before any upsampling.
 
 The pivot network sits on block `cfg.pivot_block` (Table 6: block 1) but is called by the NCL
 loss, not in `forward`; it lives here so the optimiser and the checkpoint cover it.
@@ -133,7 +137,8 @@ class ModelOutput:
     logits: (B, 1, H, W) tamper logits at the input size.
     features: the 5 encoder block features (B, C_i, ~H/s_i, ~W/s_i); the NCL loss reads
         features[cfg.pivot_block - 1].
-    aux_logits: auxiliary logits, coarse to fine: [(B, 1, ~H/OS, ~W/OS), (B, 1, ~H/4, ~W/4)].
+    aux_logits: auxiliary logits, coarse to fine: [(B, 1, ~H/4, ~W/4)], preceded by
+        (B, 1, ~H/OS, ~W/OS) when cfg.aux_before_upsampling.
     """
 
     logits: torch.Tensor
@@ -145,8 +150,8 @@ class IMLModel(nn.Module):
     """Encoder + ASPP + DeepLabV3+ decoder + auxiliary classifiers + pivot network.
 
     Args:
-        cfg: a Config (encoder, output_stride, aspp_*, low_level_channels, decoder_channels,
-            pivot_block are read here).
+        cfg: a Config (encoder, output_stride, block1, aspp_*, low_level_channels, decoder_channels,
+            aux_before_upsampling, pivot_block are read here).
 
     Shape:
         x: (B, 3, H, W), any H, W -> ModelOutput (see there).
@@ -155,7 +160,7 @@ class IMLModel(nn.Module):
     def __init__(self, cfg: Config) -> None:
         super().__init__()
         self.cfg = cfg
-        self.encoder = get_encoder(cfg.encoder, cfg.output_stride)
+        self.encoder = get_encoder(cfg.encoder, cfg.output_stride, block1=cfg.block1)
         channels = self.encoder.channels
         self.aspp = ASPP(channels[4], cfg.aspp_channels, cfg.aspp_rates)
         self.decoder = DeepLabV3PlusDecoder(
@@ -165,11 +170,10 @@ class IMLModel(nn.Module):
             channels=cfg.decoder_channels,
         )
         self.classifier = LogitHead(cfg.decoder_channels)
-        # Paper §3.3: PC loss "through each upsampling process": before the first upsampling
-        # (ASPP output) and after it (fused stride-4 feature); the main logits are the last.
-        self.aux_heads = nn.ModuleList(
-            [LogitHead(cfg.aspp_channels), LogitHead(self.decoder.fused_channels)]
-        )
+        # Paper §3.3: PC loss "after each upsampling": on the fused stride-4 feature (after the first)
+        # and on the main logits (after the second); optionally also on the ASPP output (before any).
+        heads = [LogitHead(cfg.aspp_channels)] if cfg.aux_before_upsampling else []
+        self.aux_heads = nn.ModuleList(heads + [LogitHead(self.decoder.fused_channels)])
         for part in (self.aspp, self.decoder, self.classifier, self.aux_heads):
             init_weights(part)
         self.pivot = PivotNetwork(channels[cfg.pivot_block - 1])
@@ -180,16 +184,19 @@ class IMLModel(nn.Module):
         return self.encoder.strides[self.cfg.pivot_block - 1]
 
     @property
-    def aux_strides(self) -> tuple[int, int]:
+    def aux_strides(self) -> tuple[int, ...]:
         """Nominal strides of `aux_logits`, coarse to fine."""
-        return (self.encoder.strides[4], self.encoder.strides[1])
+        before = (self.encoder.strides[4],) if self.cfg.aux_before_upsampling else ()
+        return (*before, self.encoder.strides[1])
 
     def forward(self, x: torch.Tensor) -> ModelOutput:
         features = self.encoder(x)
         high = self.aspp(features[4])  # (B, C_aspp, H/OS, W/OS)
         fused, decoded = self.decoder(high, features[1])  # (B, C_f, H/4, W/4), (B, C_d, H/4, W/4)
         logits = _resize(self.classifier(decoded), x.shape[-2:])  # second upsampling: (B, 1, H, W)
-        aux_logits = [self.aux_heads[0](high), self.aux_heads[1](fused)]
+        aux_logits = [self.aux_heads[-1](fused)]  # (B, 1, H/4, W/4)
+        if self.cfg.aux_before_upsampling:
+            aux_logits.insert(0, self.aux_heads[0](high))  # (B, 1, H/OS, W/OS)
         return ModelOutput(logits=logits, features=features, aux_logits=aux_logits)
 
 

@@ -1,22 +1,25 @@
 """Encoders that return the five "blocks" of the paper (§3.2, Table 6), always from scratch.
 
 The paper divides ResNet-101 "into five stages as the original paper [ResNet]" and taps the
-feature map after one of them for the pivot network (Table 6: block 1 is best). We follow that
-split for every backbone:
+feature map after one of them for the pivot network (Table 6: block 1 is best). The ResNet paper's
+Table 1 opens conv2_x with the 3x3 max-pool, so stage 1 is conv1 alone (stride 2). We follow that
+split by default (`block1="conv1"`); `block1="maxpool"` counts the max-pool with block 1 instead
+(stride 4, the same grid as block 2):
 
-==========  ==============================  =====================================
-block       ResNet                          Swin-T
-==========  ==============================  =====================================
-1           stem: conv1, BN, ReLU, maxpool  patch embedding (4x4 conv + LayerNorm)
-2           layer1 (conv2_x)                stage 1
-3           layer2 (conv3_x)                patch merging + stage 2
-4           layer3 (conv4_x)                patch merging + stage 3
-5           layer4 (conv5_x)                patch merging + stage 4
-==========  ==============================  =====================================
+==========  ======================================  =====================================
+block       ResNet                                  Swin-T
+==========  ======================================  =====================================
+1           conv1, BN, ReLU (stride 2)              patch embedding (4x4 conv + LayerNorm)
+2           max-pool + layer1 (conv2_x, stride 4)   stage 1
+3           layer2 (conv3_x)                        patch merging + stage 2
+4           layer3 (conv4_x)                        patch merging + stage 3
+5           layer4 (conv5_x)                        patch merging + stage 4
+==========  ======================================  =====================================
 
-Nominal strides are (4, 4, 8, 16, 32); an output stride of 16 or 8 replaces the stride of the
-last one or two ResNet stages by atrous (dilated) convolution (paper §3.1, DeepLabV3+). Swin-T
-has no dilated form here: its output stride is fixed at 32 whatever is asked for.
+Nominal strides are (2, 4, 8, 16, 32) ((4, 4, 8, 16, 32) with `block1="maxpool"`); an output
+stride of 16 or 8 replaces the stride of the last one or two ResNet stages by atrous (dilated)
+convolution (paper §3.1, DeepLabV3+). Swin-T has no stride-2 stage (its first layer is a 4x4
+patch embedding) and no dilated form here: its strides are (4, 4, 8, 16, 32) whatever is asked for.
 
 The method is pre-training-free (paper §1): every encoder is built with `weights=None`.
 """
@@ -29,6 +32,8 @@ import torch
 from torch import nn
 from torchvision import models as tvm
 from torchvision.models.resnet import BasicBlock
+
+from ..presets import BLOCK1_READINGS
 
 __all__ = ["ENCODERS", "OUTPUT_STRIDES", "ResNetEncoder", "SwinEncoder", "get_encoder"]
 
@@ -69,13 +74,17 @@ class ResNetEncoder(nn.Module):
             two (not in torchvision's zoo, built from its parts): the same five blocks, channels and
             strides, trained about 1.5x faster on a CPU (the quick preset's encoder).
         output_stride: 8, 16 or 32; 16 dilates layer4, 8 dilates layer3 and layer4.
+        block1: "conv1" (block 1 ends before the max-pool, stride 2) or "maxpool" (after it, stride 4).
+            The parameters are the same either way, so a checkpoint loads under both readings.
 
     Shape:
         x: (B, 3, H, W) -> list of 5 maps (B, channels[i], ~H/strides[i], ~W/strides[i]).
     """
 
-    def __init__(self, depth: int, output_stride: int = 8) -> None:
+    def __init__(self, depth: int, output_stride: int = 8, block1: str = "conv1") -> None:
         super().__init__()
+        if block1 not in BLOCK1_READINGS:
+            raise ValueError(f"block1={block1!r}; expected one of {BLOCK1_READINGS}")
         builders = {10: partial(tvm.ResNet, BasicBlock, [1, 1, 1, 1]),  # random init: it has no weights
                     **{d: partial(getattr(tvm, f"resnet{d}"), weights=None) for d in (18, 34, 50, 101)}}
         if depth not in builders:
@@ -96,17 +105,22 @@ class ResNetEncoder(nn.Module):
                 if flag:
                     _dilate_basic_layer(layer, dilation_in=dilation, dilation_out=2 * dilation)
                     dilation *= 2
-        self.stem = nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool)
+        self.stem = nn.Sequential(net.conv1, net.bn1, net.relu)  # (B, 64, H/2, W/2)
+        self.maxpool = net.maxpool  # no parameters: it ends block 1 or opens block 2, as `block1` says
         self.layer1, self.layer2, self.layer3 = net.layer1, net.layer2, net.layer3
         self.layer4 = net.layer4
         width = 4 if bottleneck else 1  # Bottleneck expansion
         self.channels = (64, 64 * width, 128 * width, 256 * width, 512 * width)
-        self.strides = (4, 4, 8, min(16, output_stride), output_stride)
+        self.strides = (2 if block1 == "conv1" else 4, 4, 8, min(16, output_stride), output_stride)
         self.output_stride = output_stride
+        self.block1 = block1
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        features = []
-        for block in (self.stem, self.layer1, self.layer2, self.layer3, self.layer4):
+        x = self.stem(x)  # (B, 64, H/2, W/2)
+        pooled = self.maxpool(x)  # (B, 64, H/4, W/4)
+        features = [x if self.block1 == "conv1" else pooled]
+        x = pooled
+        for block in (self.layer1, self.layer2, self.layer3, self.layer4):
             x = block(x)
             features.append(x)
         return features
@@ -118,6 +132,7 @@ class SwinEncoder(nn.Module):
     Args:
         output_stride: accepted for a uniform `get_encoder` signature but ignored: Swin-T has no
             dilated variant here, so `strides[-1]` (and `output_stride`) is always 32.
+        block1: accepted likewise; Swin-T's block 1 is its stride-4 patch embedding under both readings.
 
     Shape:
         x: (B, 3, H, W) -> list of 5 maps (B, channels[i], ~H/strides[i], ~W/strides[i]).
@@ -125,8 +140,10 @@ class SwinEncoder(nn.Module):
         views of NHWC tensors, i.e. channels_last in memory; use `.reshape`, not `.view`.
     """
 
-    def __init__(self, output_stride: int = 32) -> None:
+    def __init__(self, output_stride: int = 32, block1: str = "conv1") -> None:
         super().__init__()
+        if block1 not in BLOCK1_READINGS:
+            raise ValueError(f"block1={block1!r}; expected one of {BLOCK1_READINGS}")
         if output_stride not in OUTPUT_STRIDES:
             raise ValueError(f"output_stride={output_stride}; expected one of {OUTPUT_STRIDES}")
         stages = tvm.swin_t(weights=None).features  # [embed, s1, merge, s2, merge, s3, merge, s4]
@@ -147,7 +164,7 @@ class SwinEncoder(nn.Module):
         return features
 
 
-ENCODERS: dict[str, Callable[[int], nn.Module]] = {
+ENCODERS: dict[str, Callable[..., nn.Module]] = {
     "resnet10": partial(ResNetEncoder, 10),
     "resnet18": partial(ResNetEncoder, 18),
     "resnet34": partial(ResNetEncoder, 34),
@@ -157,13 +174,14 @@ ENCODERS: dict[str, Callable[[int], nn.Module]] = {
 }
 
 
-def get_encoder(name: str, output_stride: int = 8) -> nn.Module:
+def get_encoder(name: str, output_stride: int = 8, block1: str = "conv1") -> nn.Module:
     """Encoder `name`, from scratch: forward gives 5 block features; has `.channels`, `.strides`.
 
     Args:
         name: one of ENCODERS (resnet10, resnet18, resnet34, resnet50, resnet101, swin_t).
         output_stride: 8, 16 or 32 (paper §4: 8). swin_t is always 32.
+        block1: "conv1" (ResNet's stage 1, stride 2) or "maxpool" (stride 4); swin_t ignores it.
     """
     if name not in ENCODERS:
         raise ValueError(f"unknown encoder {name!r}; expected one of {sorted(ENCODERS)}")
-    return ENCODERS[name](output_stride)
+    return ENCODERS[name](output_stride, block1=block1)

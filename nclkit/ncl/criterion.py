@@ -88,7 +88,7 @@ class NCLCriterion:
         self.cfg = cfg
 
     def ncl(self, pivot, feature: torch.Tensor, mask: torch.Tensor, valid=None, generator=None):
-        """L_NCL (eq. 7) averaged over images that have tampered or contour patches, its terms, contour cells."""
+        """L_NCL (eq. 7) averaged over the images with something to contrast, its terms, contour cells."""
         cfg = self.cfg
         P = cfg.patch_size
         hf, wf = feature.shape[-2:]
@@ -110,11 +110,22 @@ class NCLCriterion:
         contour_w = c_valid.repeat_interleave(P * P, 1)[:, None, :, None]  # (B, 1, k_c*P*P, 1)
         se_plus, se_minus, has_contour = pivot(contour, contour_w)
 
+        # Eq. 7's denominators sum over every negative of the image; a sample of k of N estimates
+        # the sum when each sampled negative counts N / k times (log N/k added to its log-sum-exp).
+        n_t, n_a = t_valid.sum(1), a_valid.sum(1)  # (B,) sampled counts
+        a_scale = t_scale = None
+        if cfg.sample_weighting:
+            a_scale = ((flat == AUTHENTIC).sum(1).clamp(min=1) / n_a.clamp(min=1)).log()  # (B,)
+            t_scale = ((flat == TAMPERED).sum(1).clamp(min=1) / n_t.clamp(min=1)).log()  # (B,)
         t1, t2, t3 = ncl_terms_batched(
             f_patch[:, :k_t], t_valid, f_patch[:, k_t:], a_valid,
-            se_plus, se_minus, has_contour, cfg.tau,
+            se_plus, se_minus, has_contour, cfg.tau, a_scale, t_scale,
         )
-        active = (t_valid.any(1) | has_contour).float()  # (B,) images that hold a manipulation
+        # An image counts in the batch mean only if one of its terms contrasts a positive with a
+        # negative: term 1 needs two tampered patches and an authentic one, terms 2 and 3 a contour
+        # patch, a tampered and an authentic one. Any other image's terms are 0 and would only
+        # dilute the mean (e.g. an image whose patches are all contour or all tampered).
+        active = ((n_a >= 1) & ((n_t >= 2) | (has_contour & (n_t >= 1)))).float()  # (B,)
         denom = active.sum().clamp(min=1)
         per_image = t1 + t2 + t3
         loss = (per_image * active).sum() / denom

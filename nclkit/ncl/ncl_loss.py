@@ -11,7 +11,12 @@ With e_x^y = exp(phi(f(x), f(y)) / tau), phi = cosine similarity, eq. 7 sums thr
 
 The paper maximises them; here each is negated into a loss. A term without pairs (fewer than two
 tampered patches for term 1, no contour patch for terms 2 and 3, no tampered patch at all) is 0 and
-keeps a gradient path, so authentic images and single-patch forgeries never produce NaN.
+keeps a gradient path, so authentic images and single-patch forgeries never produce NaN. A term
+whose negative set is empty is 0 as well (the probability of the positive is 1).
+
+The sums over negatives run over *all* patches of the image. When only a sample of k of the N
+negatives is at hand, `n_log_scale` / `p_log_scale` = log(N / k) weight each sampled negative by
+N / k, so that every denominator estimates the full sum rather than a k/N fraction of it.
 """
 from __future__ import annotations
 
@@ -51,6 +56,8 @@ def ncl_terms_batched(
     se_minus: torch.Tensor,
     has_contour: torch.Tensor,
     tau: float,
+    n_log_scale: torch.Tensor | None = None,
+    p_log_scale: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The three terms of eq. 7 for every image of a batch, as losses (negated log-probabilities).
 
@@ -59,6 +66,8 @@ def ncl_terms_batched(
         n: (B, N, D) authentic patch features, padded; n_valid (B, N) bool.
         se_plus, se_minus: (B, D) pivot outputs; has_contour (B,) bool says where they exist.
         tau: temperature of the cosine similarity.
+        n_log_scale: optional (B,) log-weight of every authentic negative (terms 1 and 2), e.g.
+            log(N_all / N_sampled); p_log_scale: the same for the tampered negatives of term 3.
 
     Returns:
         term1, term2, term3: (B,) each, 0 where the image has no pairs for that term.
@@ -71,7 +80,9 @@ def ncl_terms_batched(
     # Term 1: anchor p_m, positive p_j (j != m), negatives n_i.
     s_pp = torch.bmm(p, p.transpose(1, 2)) / tau  # (B, M, M)
     s_pn = torch.bmm(p, n.transpose(1, 2)) / tau  # (B, M, N)
-    neg1 = _masked_lse(s_pn, n_valid.unsqueeze(1))  # (B, M): one negative sum per anchor
+    n_shift = 0.0 if n_log_scale is None else n_log_scale.float().unsqueeze(1)  # (B, 1): log N/k
+    p_shift = 0.0 if p_log_scale is None else p_log_scale.float()  # (B,)
+    neg1 = _masked_lse(s_pn, n_valid.unsqueeze(1)) + n_shift  # (B, M): one negative sum per anchor
     eye = torch.eye(p.shape[1], dtype=torch.bool, device=p.device)
     pairs = p_valid.unsqueeze(2) & p_valid.unsqueeze(1) & ~eye  # (B, M, M) ordered pairs, j != m
     term1 = _masked_mean(_nll(s_pp, neg1.unsqueeze(2)), pairs, dims=(1, 2))  # (B,)
@@ -79,13 +90,13 @@ def ncl_terms_batched(
     # Term 2: anchor se+, positives p_j, negatives n_i.
     e_plus_p = (sp * p).sum(-1) / tau  # (B, M)
     e_plus_n = (sp * n).sum(-1) / tau  # (B, N)
-    neg2 = _masked_lse(e_plus_n, n_valid)  # (B,)
+    neg2 = _masked_lse(e_plus_n, n_valid) + (n_shift[:, 0] if n_log_scale is not None else 0.0)  # (B,)
     term2 = _masked_mean(_nll(e_plus_p, neg2.unsqueeze(1)), p_valid & has_contour.unsqueeze(1), dims=(1,))
 
     # Term 3: anchor se-, positives n_i, negatives p_j.
     e_minus_n = (sm * n).sum(-1) / tau  # (B, N)
     e_minus_p = (sm * p).sum(-1) / tau  # (B, M)
-    neg3 = _masked_lse(e_minus_p, p_valid)  # (B,)
+    neg3 = _masked_lse(e_minus_p, p_valid) + p_shift  # (B,)
     term3 = _masked_mean(_nll(e_minus_n, neg3.unsqueeze(1)), n_valid & has_contour.unsqueeze(1), dims=(1,))
     return term1, term2, term3
 
