@@ -80,9 +80,10 @@ def ncl_terms_batched(
     # Term 1: anchor p_m, positive p_j (j != m), negatives n_i.
     s_pp = torch.bmm(p, p.transpose(1, 2)) / tau  # (B, M, M)
     s_pn = torch.bmm(p, n.transpose(1, 2)) / tau  # (B, M, N)
-    n_shift = 0.0 if n_log_scale is None else n_log_scale.float().unsqueeze(1)  # (B, 1): log N/k
-    p_shift = 0.0 if p_log_scale is None else p_log_scale.float()  # (B,)
-    neg1 = _masked_lse(s_pn, n_valid.unsqueeze(1)) + n_shift  # (B, M): one negative sum per anchor
+    zero = p.new_zeros(p.shape[0])
+    n_shift = zero if n_log_scale is None else n_log_scale.float()  # (B,): log N/k of the authentic negatives
+    p_shift = zero if p_log_scale is None else p_log_scale.float()  # (B,): the same for the tampered ones
+    neg1 = _masked_lse(s_pn, n_valid.unsqueeze(1)) + n_shift.unsqueeze(1)  # (B, M): one negative sum per anchor
     eye = torch.eye(p.shape[1], dtype=torch.bool, device=p.device)
     pairs = p_valid.unsqueeze(2) & p_valid.unsqueeze(1) & ~eye  # (B, M, M) ordered pairs, j != m
     term1 = _masked_mean(_nll(s_pp, neg1.unsqueeze(2)), pairs, dims=(1, 2))  # (B,)
@@ -90,7 +91,7 @@ def ncl_terms_batched(
     # Term 2: anchor se+, positives p_j, negatives n_i.
     e_plus_p = (sp * p).sum(-1) / tau  # (B, M)
     e_plus_n = (sp * n).sum(-1) / tau  # (B, N)
-    neg2 = _masked_lse(e_plus_n, n_valid) + (n_shift[:, 0] if n_log_scale is not None else 0.0)  # (B,)
+    neg2 = _masked_lse(e_plus_n, n_valid) + n_shift  # (B,)
     term2 = _masked_mean(_nll(e_plus_p, neg2.unsqueeze(1)), p_valid & has_contour.unsqueeze(1), dims=(1,))
 
     # Term 3: anchor se-, positives n_i, negatives p_j.
