@@ -7,6 +7,7 @@ from .errors import DataError
 from .io import binarize_mask, image_hw, load_image, load_mask
 from .manifest import SPLITS, Record, read_manifest, validate_manifest, write_manifest
 from .preparers import PREPARERS, extract_archive, get_preparer
+from .scan import scan_records
 from .synthetic import make_synthetic
 from .transforms import MEAN, STD, JointTransform, build_transforms, denormalize, to_tensor_image
 
@@ -21,6 +22,7 @@ __all__ = [
     "write_manifest",
     "read_manifest",
     "validate_manifest",
+    "scan_records",
     "MEAN",
     "STD",
     "to_tensor_image",

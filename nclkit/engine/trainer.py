@@ -8,6 +8,11 @@ scaler where bf16 is missing); on a CPU bf16 autocast where it has native bf16 i
 single-device run; under `torchrun` the same code runs DistributedDataParallel (NCCL on GPUs, gloo on
 CPUs). Checkpoints are written atomically every epoch; `resume=True` continues exactly from
 `last.pt`. The best epoch is chosen on the "val" split, never on "test".
+
+Nothing goes silently wrong: the manifest is validated and every file's header read before the
+model is built; a non-finite loss stops training at once (TrainingDiverged) and no checkpoint with
+non-finite weights is ever written; a run folder is never replaced without `overwrite=True`; the
+log is written after the checkpoint it describes.
 """
 from __future__ import annotations
 
@@ -21,18 +26,27 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.distributed as dist
 from torch import nn
 from torch.utils.data import DataLoader
 
-from ..data import ManifestDataset, read_manifest
+from ..data import ManifestDataset, read_manifest, scan_records
 from ..models import build_model
 from ..ncl import NCLCriterion
 from ..presets import Config
 from . import distributed as dist_utils
-from .checkpoint import check_compatible, read_checkpoint, rng_state, save_checkpoint, set_rng_state
+from .checkpoint import (
+    check_compatible, check_finite_weights, check_resumable, nonfinite_tensors, read_checkpoint, rng_state,
+    save_checkpoint, set_rng_state,
+)
+from .outputs import prepare_run_dir
 
-__all__ = ["train", "LossModel", "poly_lambda", "autocast_dtype", "precision_name", "cpu_has_native_bf16", "build_optimization",
+__all__ = ["train", "TrainingDiverged", "LossModel", "poly_lambda", "autocast_dtype", "precision_name", "cpu_has_native_bf16", "build_optimization",
            "training_step", "train_one_epoch"]
+
+
+class TrainingDiverged(FloatingPointError):
+    """The loss or the weights became NaN or infinite; the message says where and what to try."""
 
 
 class LossModel(nn.Module):
@@ -95,10 +109,26 @@ def build_optimization(model: nn.Module, cfg: Config, device: torch.device, tota
     return optimizer, scheduler, scaler, amp_dtype
 
 
+def _finite_on_every_rank(total: torch.Tensor) -> bool:
+    """True when the loss is finite here and, under DDP, in every process (so all stop together)."""
+    ok = torch.isfinite(total.detach()).all()
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        flag = ok.to(torch.float32).reshape(1)
+        dist.all_reduce(flag, op=dist.ReduceOp.MIN)
+        ok = flag[0] > 0
+    return bool(ok)  # one host sync per step: the price of stopping before the weights are touched
+
+
 def training_step(forward, optimizer, scheduler, scaler, amp_dtype, image, mask, valid):
-    """One optimisation step of eq. 9 (or a Table 5 variant); returns the loss and its detached terms."""
+    """One optimisation step of eq. 9 (or a Table 5 variant); returns the loss and its detached terms.
+
+    Raises TrainingDiverged, before any gradient is applied, when the loss is not finite.
+    """
     with torch.autocast(image.device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
         total, terms = forward(image, mask, valid)
+    if not _finite_on_every_rank(total):
+        values = {"loss": total, **terms}
+        raise TrainingDiverged("non-finite loss (" + ", ".join(f"{k}={float(v):.4g}" for k, v in values.items()) + ")")
     optimizer.zero_grad(set_to_none=True)
     scaler.scale(total).backward()
     scaler.step(optimizer)
@@ -175,6 +205,8 @@ def train(
     progress: bool = True,
     tensorboard: bool = False,
     stop_after_epochs: int | None = None,
+    overwrite: bool = False,
+    allow_changes: bool = False,
 ) -> dict[str, Any]:
     """Train NCL (or a Table 5 variant) on the manifest's "train" split; writes best.pt, last.pt, log.jsonl.
 
@@ -184,20 +216,29 @@ def train(
         out_dir: run folder; `config.json`, `log.jsonl`, `last.pt`, `best.pt` go there.
         resume: continue from out_dir/last.pt (model, optimiser, schedule, scaler, RNG, step).
         stop_after_epochs: end this call after that many epochs (an interruption, for tests and budgets).
+        overwrite: replace a run already in out_dir (without it, or resume, such a folder is refused).
+        allow_changes: let a resumed run continue with a config that differs from its checkpoint's.
 
     Returns:
         a summary dict (epochs, steps, train seconds, best validation metrics, paths).
+    Raises:
+        DataError: a bad manifest record or file (all files' headers are read before training starts).
+        TrainingDiverged: the loss or the weights became non-finite (nothing non-finite is saved).
+        ValueError: out_dir holds a run and neither resume nor overwrite was given, or a changed config on resume.
     """
+    if cfg.epochs < 1:
+        raise ValueError(f"epochs={cfg.epochs}; expected >= 1")
     world = dist_utils.setup(device)
     device = world.device
     out_dir = Path(out_dir)
     if world.is_main:
-        out_dir.mkdir(parents=True, exist_ok=True)
+        prepare_run_dir(out_dir, resume=resume, overwrite=overwrite)
     _seed_everything(cfg.seed + world.rank)
 
     train_records = read_manifest(manifest, split="train")
     all_records = read_manifest(manifest)
     val_records = [r for r in all_records if r.split == "val"]
+    scan_records(train_records + val_records)  # a bad file fails now, not after an epoch
     if not val_records and world.is_main:
         warnings.warn(f"{manifest} has no 'val' split: best.pt will be the last epoch (never selected on 'test')")
     dataset = ManifestDataset(train_records, cfg, train=True, cache=cfg.cache_images)
@@ -223,6 +264,8 @@ def train(
             raise FileNotFoundError(f"--resume: no checkpoint at {last_path}; start without --resume")
         state = read_checkpoint(last_path)
         check_compatible(state["config"], cfg, last_path)
+        check_resumable(state, cfg, last_path, allow_changes=allow_changes)
+        check_finite_weights(state["model"], last_path)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
@@ -230,6 +273,8 @@ def train(
         start_epoch, step, best = state["epoch"], state["step"], state["best"]
         history, trained_s = list(state["history"]), float(state["train_seconds"])
         set_rng_state(state["rng"])
+        if world.is_main:  # the log says exactly what the checkpoint holds (a failed save may have left more)
+            _rewrite_log(out_dir, history)
     if world.is_main:
         (out_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
 
@@ -240,7 +285,10 @@ def train(
             image = image.contiguous(memory_format=torch.channels_last)
         mask = batch["mask"].to(device, non_blocking=True)
         valid = batch["valid"].to(device, non_blocking=True)
-        total, terms = training_step(wrapped, optimizer, scheduler, scaler, amp_dtype, image, mask, valid)
+        try:
+            total, terms = training_step(wrapped, optimizer, scheduler, scaler, amp_dtype, image, mask, valid)
+        except TrainingDiverged as err:
+            raise TrainingDiverged(f"training diverged at step {step + 1}: {err}") from None
         step += 1
         return {"loss": total.detach(), **terms}
 
@@ -254,7 +302,16 @@ def train(
         t0 = time.perf_counter()
         loader = _loader(dataset, cfg, epoch, device, world)
         time_left = (lambda: budget - trained_s - (time.perf_counter() - t0)) if budget > 0 else (lambda: 1.0)
-        terms, n_images, stopped_early = train_one_epoch(step_fn, loader, epoch, progress and world.is_main, time_left)
+        try:
+            terms, n_images, stopped_early = train_one_epoch(step_fn, loader, epoch, progress and world.is_main,
+                                                             time_left)
+            bad = nonfinite_tensors(model.state_dict())
+            if bad:
+                raise TrainingDiverged(f"training diverged by step {step}: the weights became non-finite "
+                                       f"({', '.join(bad[:3])}{' ...' if len(bad) > 3 else ''})")
+        except TrainingDiverged as err:
+            raise TrainingDiverged(f"{err} in epoch {epoch + 1}; {_last_good(last_path)}; "
+                                   f"try a lower learning rate (lr={cfg.lr:g})") from None
         epoch_s = time.perf_counter() - t0
         trained_s += epoch_s
         row = {"epoch": epoch + 1, "step": step, "lr": scheduler.get_last_lr()[0], "seconds": round(epoch_s, 3),
@@ -266,7 +323,6 @@ def train(
         # Model selection on "val" only; without a val split, best.pt is simply the latest epoch.
         improved = world.is_main and ("val_pixel_f1" in row and _score(row) > best if val_records else True)
         if world.is_main:
-            _log(out_dir, row, writer)
             state = {
                 "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(),
@@ -278,6 +334,7 @@ def train(
                 best = state["best"]
                 save_checkpoint(state, best_path)
             save_checkpoint(state, last_path)
+            _log(out_dir, row, writer)  # after the checkpoint: the log never runs ahead of last.pt
         dist_utils.barrier(world)
         if stopped_early:
             break
@@ -286,7 +343,8 @@ def train(
         "epochs_done": history[-1]["epoch"] if history else start_epoch,
         "steps": step, "train_seconds": round(trained_s, 2), "stopped_by_time_budget": stopped_early,
         "best_val": max((h for h in history if "val_pixel_f1" in h), key=_score, default=None),
-        "last": str(last_path), "best_checkpoint": str(best_path), "world_size": world.size,
+        "last": str(last_path) if last_path.is_file() else None,
+        "best_checkpoint": str(best_path) if best_path.is_file() else None, "world_size": world.size,
         "ranks_agree": dist_utils.ranks_agree(model, world),
     }
     if world.is_main:
@@ -304,6 +362,22 @@ def _log(out_dir: Path, row: dict[str, Any], writer) -> None:
         for k, v in row.items():
             if isinstance(v, (int, float)) and k not in ("epoch", "step"):
                 writer.add_scalar(k, v, row["step"])
+
+
+def _rewrite_log(out_dir: Path, history: list[dict[str, Any]]) -> None:
+    tmp = out_dir / "log.jsonl.tmp"
+    tmp.write_text("".join(json.dumps(row) + "\n" for row in history))
+    tmp.replace(out_dir / "log.jsonl")
+
+
+def _last_good(last_path: Path) -> str:
+    """Where the last checkpoint written is, for messages after a failure."""
+    if not last_path.is_file():
+        return "no checkpoint was written"
+    log = last_path.parent / "log.jsonl"
+    rows = log.read_text().splitlines() if log.is_file() else []
+    epoch = json.loads(rows[-1]).get("epoch") if rows else None
+    return f"the last good checkpoint is {last_path}" + (f" (epoch {epoch})" if epoch else "")
 
 
 def _tensorboard(out_dir: Path):
