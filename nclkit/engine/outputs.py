@@ -1,12 +1,13 @@
 """Output folders, checked before any work starts: writable, and a finished run never silently replaced."""
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
 from pathlib import Path
 
-__all__ = ["RUN_FILES", "ensure_writable_dir", "prepare_run_dir"]
+__all__ = ["RUN_FILES", "ensure_writable_dir", "prepare_run_dir", "last_checkpoint_note"]
 
 # The files that make a folder a run: finding any of them means earlier work would be lost.
 RUN_FILES = ("last.pt", "best.pt", "log.jsonl", "summary.json")
@@ -53,3 +54,14 @@ def prepare_run_dir(out_dir: str | os.PathLike, resume: bool, overwrite: bool) -
     for stale in out_dir.glob("*.tmp"):  # left by a crash mid-save: never a valid file
         stale.unlink(missing_ok=True)
     return out_dir
+
+
+def last_checkpoint_note(run_dir: str | os.PathLike) -> str:
+    """Where a run's last checkpoint is and its epoch (from the log, written after it), for messages."""
+    last = Path(run_dir) / "last.pt"
+    if not last.is_file():
+        return "no checkpoint was written"
+    log = last.parent / "log.jsonl"
+    rows = log.read_text().splitlines() if log.is_file() else []
+    epoch = json.loads(rows[-1]).get("epoch") if rows else None
+    return f"the last checkpoint is {last}" + (f" (epoch {epoch})" if epoch else "")

@@ -159,6 +159,8 @@ def predict_files(
     from nclkit.data import DataError, load_image
     from nclkit.viz.overlays import overlay
 
+    if not 0.0 <= threshold <= 1.0:
+        raise ValueError(f"threshold {threshold:g}; expected a probability in [0, 1]")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     summary = PredictionSummary()

@@ -39,7 +39,7 @@ from .checkpoint import (
     check_compatible, check_finite_weights, check_resumable, nonfinite_tensors, read_checkpoint, rng_state,
     save_checkpoint, set_rng_state,
 )
-from .outputs import prepare_run_dir
+from .outputs import last_checkpoint_note, prepare_run_dir
 
 __all__ = ["train", "TrainingDiverged", "LossModel", "poly_lambda", "autocast_dtype", "precision_name", "cpu_has_native_bf16", "build_optimization",
            "training_step", "train_one_epoch"]
@@ -127,7 +127,7 @@ def training_step(forward, optimizer, scheduler, scaler, amp_dtype, image, mask,
     with torch.autocast(image.device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
         total, terms = forward(image, mask, valid)
     if not _finite_on_every_rank(total):
-        values = {"loss": total, **terms}
+        values = {"loss": total.detach(), **terms}
         raise TrainingDiverged("non-finite loss (" + ", ".join(f"{k}={float(v):.4g}" for k, v in values.items()) + ")")
     optimizer.zero_grad(set_to_none=True)
     scaler.scale(total).backward()
@@ -288,7 +288,7 @@ def train(
         try:
             total, terms = training_step(wrapped, optimizer, scheduler, scaler, amp_dtype, image, mask, valid)
         except TrainingDiverged as err:
-            raise TrainingDiverged(f"training diverged at step {step + 1}: {err}") from None
+            raise TrainingDiverged(f"at step {step + 1}: {err}") from None
         step += 1
         return {"loss": total.detach(), **terms}
 
@@ -307,10 +307,10 @@ def train(
                                                              time_left)
             bad = nonfinite_tensors(model.state_dict())
             if bad:
-                raise TrainingDiverged(f"training diverged by step {step}: the weights became non-finite "
+                raise TrainingDiverged(f"by step {step}: the weights became non-finite "
                                        f"({', '.join(bad[:3])}{' ...' if len(bad) > 3 else ''})")
         except TrainingDiverged as err:
-            raise TrainingDiverged(f"{err} in epoch {epoch + 1}; {_last_good(last_path)}; "
+            raise TrainingDiverged(f"training diverged in epoch {epoch + 1} {err}; {last_checkpoint_note(out_dir)}; "
                                    f"try a lower learning rate (lr={cfg.lr:g})") from None
         epoch_s = time.perf_counter() - t0
         trained_s += epoch_s
@@ -368,16 +368,6 @@ def _rewrite_log(out_dir: Path, history: list[dict[str, Any]]) -> None:
     tmp = out_dir / "log.jsonl.tmp"
     tmp.write_text("".join(json.dumps(row) + "\n" for row in history))
     tmp.replace(out_dir / "log.jsonl")
-
-
-def _last_good(last_path: Path) -> str:
-    """Where the last checkpoint written is, for messages after a failure."""
-    if not last_path.is_file():
-        return "no checkpoint was written"
-    log = last_path.parent / "log.jsonl"
-    rows = log.read_text().splitlines() if log.is_file() else []
-    epoch = json.loads(rows[-1]).get("epoch") if rows else None
-    return f"the last good checkpoint is {last_path}" + (f" (epoch {epoch})" if epoch else "")
 
 
 def _tensorboard(out_dir: Path):
