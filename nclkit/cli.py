@@ -147,7 +147,9 @@ def cmd_predict(args) -> int:
 
 def cmd_prepare(args) -> int:
     from .data.preparers import PREPARERS
+    from .data.preparers.common import manifest_paths
 
+    manifest_paths(args.out, args.name)  # a bad --out fails before the dataset is read
     out = PREPARERS[args.name](Path(args.root), Path(args.out))
     print(f"wrote {out}")
     return 0

@@ -87,8 +87,8 @@ def max_image_pixels() -> int | None:
 def _check_pixels(path: Path, h: int, w: int) -> None:
     limit = max_image_pixels()
     if limit is not None and h * w > limit:
-        raise DataError(f"{path}: {w}x{h} px ({h * w / 1e6:.0f} MP) is over the {limit / 1e6:.0f} MP limit that guards "
-                        f"against decompression bombs; to read it, set NCLKIT_MAX_IMAGE_PIXELS={h * w} (0 = no limit)")
+        raise DataError(f"{path}: {w}x{h} px is over the limit of {limit:,} pixels that guards against "
+                        f"decompression bombs; to read it, set NCLKIT_MAX_IMAGE_PIXELS={h * w} (0 = no limit)")
 
 
 def orient(arr: np.ndarray, orientation: int) -> np.ndarray:

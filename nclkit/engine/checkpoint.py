@@ -74,11 +74,13 @@ def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # noqa: BLE001 - torch raises several types for a bad file
-        if isinstance(err, pickle.UnpicklingError) and "weights only" in str(err).lower():
-            # PyTorch's own advice is a retry with weights_only=False, which would run the file's code.
+        # PyTorch's own message advises a retry with weights_only=False, which would run the file's code.
+        if isinstance(err, pickle.UnpicklingError) and "global" in str(err).lower():
             raise ValueError(f"checkpoint {path} holds Python objects beyond tensors and plain data, so it was not "
                              "loaded (loading it could run code); nclkit checkpoints never do: only use files you "
                              "trust") from None
+        if isinstance(err, pickle.UnpicklingError):
+            raise ValueError(f"checkpoint {path} could not be read: not a PyTorch file, or a damaged one") from None
         first = str(err).strip().splitlines()[0] if str(err).strip() else ""
         raise ValueError(f"checkpoint {path} could not be read ({type(err).__name__}: {first})") from None
     if not isinstance(state, dict) or "model" not in state or "config" not in state:

@@ -18,6 +18,8 @@ _ALSO_REMOVED = ("config.json", "tensorboard")
 def ensure_writable_dir(folder: str | os.PathLike, what: str = "--out") -> Path:
     """Create `folder` if needed and prove it takes a file; ValueError naming it otherwise."""
     folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(f"{what} {folder}: is a file, not a folder; choose another folder")
     try:
         folder.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=folder, prefix=".nclkit-write-test-"):
