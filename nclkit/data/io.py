@@ -262,6 +262,12 @@ def image_hw(path: str | os.PathLike) -> tuple[int, int]:
             if im.format == "TIFF":  # the stored size: some Pillow versions report TIFFs' upright size
                 w, h = im.tag_v2[256], im.tag_v2[257]
                 orientation = im.tag_v2.get(0x0112, 1)
+            elif im.format == "PNG":  # getexif() would decode the pixels to look for a trailing eXIf chunk
+                w, h = im.size
+                exif = Image.Exif()
+                if im.info.get("exif"):
+                    exif.load(im.info["exif"])
+                orientation = exif.get(0x0112, 1)
             else:
                 w, h = im.size
                 orientation = im.getexif().get(0x0112, 1)

@@ -310,15 +310,17 @@ def train(
                 raise TrainingDiverged(f"by step {step}: the weights became non-finite "
                                        f"({', '.join(bad[:3])}{' ...' if len(bad) > 3 else ''})")
         except TrainingDiverged as err:
-            raise TrainingDiverged(f"training diverged in epoch {epoch + 1} {err}; {last_checkpoint_note(out_dir)}; "
-                                   f"try a lower learning rate (lr={cfg.lr:g})") from None
+            raise _diverged(err, epoch, out_dir, cfg) from None
         epoch_s = time.perf_counter() - t0
         trained_s += epoch_s
         row = {"epoch": epoch + 1, "step": step, "lr": scheduler.get_last_lr()[0], "seconds": round(epoch_s, 3),
                "images_per_s": round(n_images * world.size / max(epoch_s, 1e-9), 2), **terms}
         is_last = epoch + 1 == cfg.epochs or stopped_early
         if val_records and world.is_main and ((epoch + 1) % cfg.val_every == 0 or is_last):
-            row.update(_validate(model, val_records, device, progress=False))
+            try:
+                row.update(_validate(model, val_records, device, progress=False))
+            except FloatingPointError as err:  # finite weights can still be too large to compute with
+                raise _diverged(f"by step {step}: validation failed: {err}", epoch, out_dir, cfg) from None
         history.append(row)
         # Model selection on "val" only; without a val split, best.pt is simply the latest epoch.
         improved = world.is_main and ("val_pixel_f1" in row and _score(row) > best if val_records else True)
@@ -362,6 +364,11 @@ def _log(out_dir: Path, row: dict[str, Any], writer) -> None:
         for k, v in row.items():
             if isinstance(v, (int, float)) and k not in ("epoch", "step"):
                 writer.add_scalar(k, v, row["step"])
+
+
+def _diverged(err, epoch: int, out_dir: Path, cfg: Config) -> TrainingDiverged:
+    return TrainingDiverged(f"training diverged in epoch {epoch + 1} {err}; {last_checkpoint_note(out_dir)}; "
+                            f"try a lower learning rate (lr={cfg.lr:g})")
 
 
 def _rewrite_log(out_dir: Path, history: list[dict[str, Any]]) -> None:
