@@ -33,8 +33,11 @@ def _probability(text: str) -> float:
 
 
 def _add_config_args(p: argparse.ArgumentParser, variant: bool = True) -> None:
-    p.add_argument("--preset", choices=["quick", "paper"],
-                   help="quick: small model for a CPU; paper: ResNet-101, OS 8, 512 px, batch 4 "
+    from .presets import PRESETS
+
+    p.add_argument("--preset", choices=sorted(PRESETS),
+                   help="quick: small model for a CPU on the synthetic set; real: the CPU recipe for real photos "
+                        "(CASIA v1 size); paper: ResNet-101, OS 8, 512 px, batch 4 "
                         "(default: quick; with --resume, the run's own config)")
     if variant:
         p.add_argument("--variant", choices=["base", "pivot", "full"],
@@ -96,23 +99,46 @@ def _model_and_records(args):
     return device, model, records
 
 
+def _eval_records(args):
+    """The records `eval` scores: a manifest's split, or a folder of images paired with a folder of masks."""
+    from .data import read_manifest
+    from .data.preparers import folder_records
+
+    if args.data and (args.images or args.masks):
+        raise ValueError("give either --data (a manifest) or --images/--masks (folders), not both")
+    if args.data:
+        return read_manifest(args.data, split=args.split)
+    if not (args.images and args.masks):
+        raise ValueError("eval needs --data MANIFEST, or --images DIR together with --masks DIR")
+    return folder_records(args.images, args.masks, authentic=args.authentic)
+
+
 def cmd_eval(args) -> int:
+    from .data import scan_records
+    from .engine.checkpoint import load_model
+    from .engine.distributed import pick_device
     from .engine.evaluator import evaluate, save_prediction_figure, write_report
     from .engine.robustness import parse_attack
 
     _check_report_path(args.out)
     if args.attack:
         parse_attack(args.attack)
-    device, model, records = _model_and_records(args)
+    records = _eval_records(args)
+    if args.limit:
+        records = records[: args.limit]
+    scan_records(records)  # every file's header, before the model is even loaded
+    device = pick_device(args.device)
+    model, _ = load_model(args.checkpoint, device=device)
     result = evaluate(model, records, device=device, attack=args.attack, global_metrics=args.all_protocols,
                       best_threshold=args.all_protocols, permuted=args.all_protocols, progress=not args.no_progress)
     result["checkpoint"] = str(args.checkpoint)
-    result["split"] = args.split
+    result["split"] = args.split if args.data else "all (folders)"
     write_report(result, args.out)
     if args.figure:
         save_prediction_figure(model, records, Path(args.out).with_suffix(".png"))
     shown = {k: result[k] for k in ("pixel_f1", "pixel_auc", "n_images", "n_tampered", "n_authentic") if k in result}
     print(json.dumps(shown, indent=2))
+    print(f"data: {result['protocol']['data']}")
     return 0
 
 
@@ -146,12 +172,21 @@ def cmd_predict(args) -> int:
 
 
 def cmd_prepare(args) -> int:
+    import inspect
+
+    from .data import describe_data, read_manifest
     from .data.preparers import PREPARERS
     from .data.preparers.common import manifest_paths
 
     manifest_paths(args.out, args.name)  # a bad --out fails before the dataset is read
-    out = PREPARERS[args.name](Path(args.root), Path(args.out))
-    print(f"wrote {out}")
+    prepare = PREPARERS[args.name]
+    extra = {}
+    if args.protocol is not None:
+        if "protocol" not in inspect.signature(prepare).parameters:
+            raise ValueError(f"--protocol: {args.name} has one protocol; only casia1 takes --protocol")
+        extra["protocol"] = args.protocol
+    out = prepare(Path(args.root), Path(args.out), **extra)
+    print(f"wrote {out}: {describe_data(read_manifest(out))}")
     return 0
 
 
@@ -184,8 +219,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("eval", help="evaluate a checkpoint: per-image pixel F1@0.5 and AUC, image-level metrics")
     p.add_argument("--checkpoint", required=True)
-    p.add_argument("--data", required=True, help="manifest .jsonl")
-    p.add_argument("--split", default="test")
+    p.add_argument("--data", help="manifest .jsonl (or use --images and --masks)")
+    p.add_argument("--split", default="test", help="the manifest's split to score (default: test)")
+    p.add_argument("--images", help="a folder of tampered images, instead of --data")
+    p.add_argument("--masks", help="their masks, paired by name: NAME.ext or NAME_gt/_mask/... .ext; white = tampered")
+    p.add_argument("--authentic", help="optional folder of authentic images (image-level metrics)")
     p.add_argument("--out", required=True, help="report .json (a .md table is written beside it)")
     p.add_argument("--attack", help="robustness attack KIND:VALUE, e.g. jpeg:50, blur:3, noise:5, resize:0.78")
     p.add_argument("--all-protocols", action="store_true", help="also global, best-threshold and permuted F1")
@@ -216,6 +254,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name", choices=["coverage", "casia1", "casia2", "columbia", "nist16", "defacto", "imd2020"])
     p.add_argument("--root", required=True, help="the benchmark's folder, as published")
     p.add_argument("--out", required=True, help="manifest .jsonl to write")
+    p.add_argument("--protocol", choices=["standard", "grouped"],
+                   help="casia1 only: standard (all test, default) or grouped (nclkit's own train/val/test "
+                        "split, grouped by source photo)")
     p.set_defaults(func=cmd_prepare)
 
     p = sub.add_parser("synth", help="write the built-in synthetic forgery set and its manifest")

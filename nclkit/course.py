@@ -20,7 +20,7 @@ import torch
 from .presets import Config, get_config
 
 __all__ = ["Profile", "device_profile", "in_colab", "cache_dir", "synthetic_manifest", "coverage_root",
-           "coverage_manifest", "trained_checkpoint", "source_hash"]
+           "coverage_manifest", "casia1_root", "casia1_manifest", "trained_checkpoint", "source_hash"]
 
 
 @dataclass
@@ -79,28 +79,47 @@ def synthetic_manifest(num: int | None = None, size: int = 128, seed: int = 0) -
     return make_synthetic(folder, num=num, seed=seed, size=size)
 
 
-def coverage_root() -> Path | None:
-    """COVERAGE's folder if present: NCLKIT_COVERAGE, or ../shared/data/COVERAGE next to the repository."""
-    candidates = [os.environ.get("NCLKIT_COVERAGE")]
+def _dataset_root(env: str, name: str, required: tuple[str, ...]) -> Path | None:
+    """A dataset folder from the environment variable `env`, or shared/data/<name> beside the repository."""
+    candidates = [os.environ.get(env)]
     here = Path.cwd().resolve()
-    candidates += [str(p / "shared" / "data" / "COVERAGE") for p in [here, *here.parents]]
+    candidates += [str(p / "shared" / "data" / name) for p in [here, *here.parents]]
     for c in candidates:
-        if c and (Path(c) / "image").is_dir() and (Path(c) / "mask").is_dir():
+        if c and all((Path(c) / sub).is_dir() for sub in required):
             return Path(c)
     return None
 
 
-def coverage_manifest() -> Path | None:
-    """A COVERAGE manifest (paper split 75/25) when the dataset is on this machine, else None."""
-    root = coverage_root()
+def coverage_root() -> Path | None:
+    """COVERAGE's folder if present: NCLKIT_COVERAGE, or ../shared/data/COVERAGE next to the repository."""
+    return _dataset_root("NCLKIT_COVERAGE", "COVERAGE", ("image", "mask"))
+
+
+def casia1_root() -> Path | None:
+    """CASIA v1.0's folder (published layout) if present: NCLKIT_CASIA1, or ../shared/data/CASIA1."""
+    return _dataset_root("NCLKIT_CASIA1", "CASIA1", ("Sp", "CASIA 1.0 groundtruth"))
+
+
+def _prepared(name: str, root: Path | None, **kwargs: Any) -> Path | None:
     if root is None:
         return None
     from .data.preparers import PREPARERS
 
-    out = cache_dir() / "coverage" / "manifest.jsonl"
+    tag = "_".join([name, *map(str, kwargs.values())])
+    out = cache_dir() / tag / "manifest.jsonl"
     if not out.is_file():
-        PREPARERS["coverage"](root, out)
+        PREPARERS[name](root, out, **kwargs)
     return out
+
+
+def coverage_manifest() -> Path | None:
+    """A COVERAGE manifest (paper split 75/25) when the dataset is on this machine, else None."""
+    return _prepared("coverage", coverage_root())
+
+
+def casia1_manifest(protocol: str = "grouped") -> Path | None:
+    """A CASIA v1 manifest (default: nclkit's own split grouped by source photo) when present, else None."""
+    return _prepared("casia1", casia1_root(), protocol=protocol)
 
 
 def trained_checkpoint(manifest: str | Path | None = None, variant: str = "full", preset: str | None = None,

@@ -43,6 +43,8 @@ class Config:
     num_workers: int = 4
     cache_images: bool = False            # ours: keep decoded training images in memory (small sets, num_workers 0)
     eval_max_side: int = 2048             # longer images are resized for the forward pass, map resized back
+    train_max_side: int = 0               # >0: training images scaled down to this longer side before the crop
+    train_authentic: bool = True          # train on the split's authentic images too (BCE negatives only)
     # --- optimisation (paper §4, following DeepLabV3+) ---
     epochs: int = 70                      # paper §4.2: "early stop the training epoch at 70"
     lr: float = 0.007
@@ -118,6 +120,32 @@ PRESETS: dict[str, Config] = {
         max_train_seconds=300.0,  # the README's promise: at most 5 minutes of training on a laptop CPU
         amp="auto",             # bf16 where the CPU has it natively (1.4x faster here), fp32 elsewhere
         channels_last=True,     # 6% faster bf16 steps on this CPU (oneDNN's native layout), neutral in fp32
+    ),
+    # The CPU recipe for real photos of CASIA v1's size (384x256): the quick model, trained on the
+    # images scaled down to 192 px and predicted at that scale; choices measured on the val split
+    # of CASIA v1's grouped split (docs/reproduction.md, "Real forgeries").
+    "real": Config(
+        name="real",
+        encoder="resnet10",
+        output_stride=16,
+        aspp_rates=(2, 4, 6),
+        aspp_channels=64,
+        low_level_channels=32,
+        decoder_channels=64,
+        train_max_side=192,     # whole-photo context in a 128 px crop, 4x cheaper than full size
+        eval_max_side=192,      # predict at the scale it learned, map resized back to the photo
+        crop_size=128,
+        train_authentic=False,  # tampered photos only: authentic ones hold nothing to contrast (eq. 7), halve the epoch
+        batch_size=32,
+        num_workers=0,
+        cache_images=True,      # 643 decoded CASIA v1 training photos are ~190 MB
+        epochs=200,
+        lr=0.2,
+        max_patches=64,
+        max_train_seconds=1800.0,  # at most 30 minutes of training on 2 CPU cores
+        val_every=5,
+        amp="auto",
+        channels_last=True,
     ),
 }
 

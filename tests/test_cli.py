@@ -2,6 +2,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -51,6 +52,29 @@ def test_train_eval_predict_end_to_end(tiny_manifest, tmp_path, capsys):
     rep = json.loads(report.read_text())
     assert {"pixel_f1", "pixel_auc", "n_images", "protocol"} <= set(rep)
     assert report.with_suffix(".md").is_file()
+    # the same test images as two folders, masks named NAME_gt: the same scores as through the manifest
+    import shutil
+    from nclkit.data import read_manifest
+
+    test = [r for r in read_manifest(tiny_manifest, split="test") if r.label == 1]
+    (tmp_path / "imgs").mkdir()
+    (tmp_path / "gts").mkdir()
+    for r in test:
+        shutil.copy(r.image, tmp_path / "imgs" / Path(r.image).name)
+        shutil.copy(r.mask, tmp_path / "gts" / f"{Path(r.image).stem}_gt.png")
+    folder_report = tmp_path / "folder.json"
+    assert main(["eval", "--checkpoint", str(run / "best.pt"), "--images", str(tmp_path / "imgs"),
+                 "--masks", str(tmp_path / "gts"), "--out", str(folder_report), "--no-progress"]) == 0
+    clean = tmp_path / "clean.json"
+    assert main(["eval", "--checkpoint", str(run / "best.pt"), "--data", str(tiny_manifest), "--out", str(clean),
+                 "--no-progress"]) == 0
+    by_folder, by_manifest = json.loads(folder_report.read_text()), json.loads(clean.read_text())
+    assert by_folder["n_tampered"] == len(test) == by_manifest["n_tampered"]
+    assert by_folder["pixel_f1"] == pytest.approx(by_manifest["pixel_f1"])
+    assert by_folder["protocol"]["data"].startswith("folder: test")
+    assert main(["eval", "--checkpoint", str(run / "best.pt"), "--data", str(tiny_manifest),
+                 "--images", str(tmp_path / "imgs"), "--out", str(clean)]) == 2
+    assert "not both" in capsys.readouterr().err
     # a split that does not exist: clear message naming the splits present
     assert main(["eval", "--checkpoint", str(run / "best.pt"), "--data", str(tiny_manifest), "--split", "holdout",
                  "--out", str(report)]) == 2

@@ -103,6 +103,146 @@ def test_casia1_published_nested_layout(tmp_path):
     assert {r.split for r in recs} == {"test"} and Counter(r.label for r in recs) == {1: 2, 0: 1}
 
 
+def _casia1_records(tmp_path, protocol):
+    import warnings
+
+    root = _need("CASIA1")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        manifest = PREPARERS["casia1"](root, tmp_path / f"{protocol}.jsonl", protocol=protocol)
+    return read_manifest(manifest), [str(w.message) for w in caught]
+
+
+@pytest.mark.data
+def test_casia1_real_published_layout(tmp_path):
+    recs, warned = _casia1_records(tmp_path, "standard")
+    tampered = [r for r in recs if r.label == 1]
+    assert len(tampered) >= 918 and sum(r.label == 0 for r in recs) == 800
+    assert {r.split for r in recs} == {"test"} and {r.protocol for r in recs} == {"standard"}
+    masks = [r.mask for r in tampered]
+    assert len(set(masks)) == len(masks), "a mask is used twice"
+    for r in tampered:  # every pair has equal sizes (headers only: fast)
+        assert image_hw(r.image) == image_hw(r.mask), r.id
+    pairs = {Path(r.image).stem: Path(r.mask).stem for r in tampered}
+    # The authors' correction list: a copy-move image released under a splicing name ...
+    assert pairs["Sp_D_NND_A_nat0054_nat0054_0189"] == "Sp_S_NND_A_nat0054_nat0054_0189_gt"
+    # ... a "." typo, and a donor id corrected; donor and target swapped in the ground truth's name.
+    assert pairs["Sp_S_NRD_A_ani0040_ani0054.0257"] == "Sp_D_NRD_A_ani0040_ani0054_0257_gt"
+    assert pairs["Sp_D_NNN_A_sec0049_sec0049_0117"] == "Sp_D_NNN_A_sec0049_sec0050_0117_gt"
+    assert pairs["Sp_D_NRN_A_ani0013_ani0026_0409"] == "Sp_D_NRN_A_ani0026_ani0013_0409_gt"
+    # One warning names the image without ground truth and the one whose mask is transposed.
+    assert len(warned) == 1
+    assert "Sp_D_NRN_A_sce0011_cha0011_0542.jpg" in warned[0] and "Sp_D_CNN_A_sec0012_ani0007_0275.jpg" in warned[0]
+
+
+@pytest.mark.data
+def test_casia1_grouped_split_keeps_each_photo_in_one_split(tmp_path):
+    from nclkit.data.preparers.casia import casia1_photo_ids
+
+    recs, _ = _casia1_records(tmp_path, "grouped")
+    split_of_photo: dict[str, set] = {}
+    for r in recs:
+        stem = Path(r.mask).stem[: -len("_gt")] if r.mask else Path(r.image).stem
+        for photo in casia1_photo_ids(stem):
+            split_of_photo.setdefault(photo, set()).add(r.split)
+    assert all(len(s) == 1 for s in split_of_photo.values())
+    counts = Counter(r.split for r in recs if r.label == 1)
+    assert counts == {"train": 643, "val": 92, "test": 184}  # fixed by SHA-1, the same on every platform
+    assert {r.protocol for r in recs} == {"grouped"}
+
+
+def test_casia1_pairing_rules_on_a_fake_tree(tmp_path):
+    """Exact names, the correction workbook, swapped ids and a unique serial; never sort order."""
+    root = tmp_path / "c1"
+    names = {  # image name -> ground-truth name
+        "Sp_D_NNN_A_abc0001_abc0002_0001": "Sp_D_NNN_A_abc0001_abc0002_0001",   # exact
+        "Sp_D_NNN_A_abc0003_abc0003_0002": "Sp_S_NNN_A_abc0003_abc0003_0002",   # correction list
+        "Sp_D_NRN_A_abc0004_abc0005_0003": "Sp_D_NRN_A_abc0005_abc0004_0003",   # swapped
+        "Sp_D_NRN_A_xyz0006_abc0007_0004": "Sp_D_NRN_A_abc0006_abc0007_0004",   # typo, unique serial
+    }
+    for i, (img, gt) in enumerate(names.items()):
+        _save(root / "Sp" / f"{img}.jpg", _img(h=16 + i))
+        _save(root / "CASIA 1.0 groundtruth" / "Sp" / f"{gt}_gt.png", _mask(h=16 + i))
+    _save(root / "Sp" / "Sp_D_NNN_A_abc0009_abc0008_0005.jpg", _img())  # no ground truth
+    _write_xlsx(root / "CASIA 1.0 groundtruth" / "FileNameCorrection.xlsx",
+                [("Original file name", "Corrected file name"),
+                 ("Sp_D_NNN_A_abc0003_abc0003_0002.jpg", "Sp_S_NNN_A_abc0003_abc0003_0002.jpg")])
+    with pytest.warns(UserWarning, match="Sp_D_NNN_A_abc0009_abc0008_0005.jpg"):
+        recs = read_manifest(PREPARERS["casia1"](root, tmp_path / "m.jsonl"))
+    got = {Path(r.image).stem: Path(r.mask).stem[: -len("_gt")] for r in recs}
+    assert got == names  # the sizes differ per pair, so a wrong pairing would also fail the size check
+
+
+def _write_xlsx(path, rows):
+    """A minimal workbook: shared strings in column B and C, as the authors' file has them."""
+    strings = [s for row in rows for s in row]
+    sst = "".join(f"<si><t>{s}</t></si>" for s in strings)
+    cells = "".join(f'<row r="{i + 1}"><c r="B{i + 1}" t="s"><v>{2 * i}</v></c><c r="C{i + 1}" t="s"><v>{2 * i + 1}</v></c></row>'
+                    for i in range(len(rows)))
+    ns = 'xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"'
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("xl/sharedStrings.xml", f"<sst {ns}>{sst}</sst>")
+        zf.writestr("xl/worksheets/sheet1.xml", f"<worksheet {ns}><sheetData>{cells}</sheetData></worksheet>")
+
+
+def test_casia1_bad_correction_workbook_names_the_file(tmp_path):
+    from nclkit.data.preparers.casia import read_name_corrections
+
+    bad = tmp_path / "FileNameCorrection.xlsx"
+    bad.write_bytes(b"not a zip")
+    with pytest.raises(DataError, match="FileNameCorrection.xlsx"):
+        read_name_corrections(bad)
+
+
+def test_grouped_split_never_splits_a_group():
+    from nclkit.data.preparers.casia import casia1_groups, grouped_split
+
+    links = [(1, 2), (2, 3), (4, 4), (5, 6), (6, 7), (8, 8), (9, 1), (10, 10), (11, 12), (13, 13)]
+    stems = [f"Sp_D_NNN_A_abc{a:04d}_abc{b:04d}_{i:04d}" for i, (a, b) in enumerate(links)]
+    groups = casia1_groups(stems + ["Au_abc_0001"])
+    # 1-2-3 and 9-1 are one group, reached through shared photos, with the authentic photo 1.
+    assert groups["Au_abc_0001"] == groups[stems[0]] == groups[stems[1]] == groups[stems[6]] == "abc0001"
+    assert len(set(groups.values())) == 7
+    split = grouped_split(groups, set(stems))
+    assert all(split[a] == split[b] for a in groups for b in groups if groups[a] == groups[b])
+    assert split == grouped_split(dict(reversed(list(groups.items()))), set(stems))  # order-free
+
+
+def test_folder_records_pair_by_name_with_tags(tmp_path):
+    from nclkit.data.preparers import folder_records
+
+    for stem, mask_name in [("a", "a.png"), ("b", "b_gt.png"), ("c", "c-mask.PNG"), ("d", "d.forged.tif")]:
+        _save(tmp_path / "img" / f"{stem}.jpg", _img())
+        _save(tmp_path / "gt" / mask_name, _mask())
+    _save(tmp_path / "img" / "e.jpg", _img())            # no mask
+    _save(tmp_path / "img" / "f.jpg", _img())
+    _save(tmp_path / "gt" / "f_gt.png", _mask(h=8))      # mask of another size
+    _save(tmp_path / "au" / "x.jpg", _img())
+    with pytest.warns(UserWarning) as rec:
+        recs = folder_records(tmp_path / "img", tmp_path / "gt", authentic=tmp_path / "au")
+    msg = " ".join(str(w.message) for w in rec)
+    assert "e.jpg" in msg and "f.jpg" in msg and "8x20" in msg
+    got = {Path(r.image).stem: Path(r.mask).name for r in recs if r.label == 1}
+    assert got == {"a": "a.png", "b": "b_gt.png", "c": "c-mask.PNG", "d": "d.forged.tif"}
+    assert [r.id for r in recs if r.label == 0] == ["folder/authentic/x"]
+
+
+def test_folder_records_refuse_ambiguous_or_empty(tmp_path):
+    from nclkit.data.preparers import folder_records
+
+    _save(tmp_path / "img" / "a.jpg", _img())
+    _save(tmp_path / "gt" / "a.png", _mask())
+    _save(tmp_path / "gt" / "a_gt.png", _mask())
+    with pytest.raises(DataError, match="same image"):
+        folder_records(tmp_path / "img", tmp_path / "gt")
+    _save(tmp_path / "other" / "zzz.png", _mask())
+    with pytest.raises(DataError, match="no image has a mask"):
+        folder_records(tmp_path / "img", tmp_path / "other")
+    with pytest.raises(DataError, match="--masks folder not found"):
+        folder_records(tmp_path / "img", tmp_path / "missing")
+
+
 def test_columbia_green_channel(tmp_path):
     root = tmp_path / "col"
     _save(root / "4cam_auth" / "canong3_02_sub_01.tif", _img())

@@ -5,7 +5,7 @@ See docs/data.md for the manifest format and each preparer's expected layout.
 from .dataset import ManifestDataset
 from .errors import DataError
 from .io import binarize_mask, image_hw, load_image, load_mask
-from .manifest import SPLITS, Record, read_manifest, validate_manifest, write_manifest
+from .manifest import PROTOCOLS, SPLITS, Record, describe_data, read_manifest, validate_manifest, write_manifest
 from .preparers import PREPARERS, extract_archive, get_preparer
 from .scan import scan_records
 from .synthetic import make_synthetic
@@ -21,6 +21,8 @@ __all__ = [
     "SPLITS",
     "write_manifest",
     "read_manifest",
+    "describe_data",
+    "PROTOCOLS",
     "validate_manifest",
     "scan_records",
     "MEAN",

@@ -19,10 +19,17 @@ from typing import Any, Iterable
 
 from .errors import DataError
 
-__all__ = ["Record", "SPLITS", "write_manifest", "read_manifest", "validate_manifest"]
+__all__ = ["Record", "SPLITS", "PROTOCOLS", "write_manifest", "read_manifest", "validate_manifest", "describe_data"]
 
 SPLITS = ("train", "val", "test")
 _KEYS = ("image", "mask", "label", "dataset", "split", "id")
+
+# What a record's `protocol` means, per dataset: written into every evaluation report.
+PROTOCOLS = {
+    ("casia1", "standard"): "CASIA v1.0, every image in test: the test half of the CASIA v2 -> v1 protocol",
+    ("casia1", "grouped"): "nclkit's own split of CASIA v1.0, grouped by source photo (no photo in two "
+                           "splits), ~70/10/20 of tampered images: a protocol of ours, not the paper's",
+}
 
 
 @dataclass
@@ -36,6 +43,8 @@ class Record:
         dataset: source dataset name, e.g. "coverage".
         split: "train", "val" or "test".
         id: unique within its manifest.
+        protocol: the evaluation protocol the split belongs to, e.g. "grouped" for nclkit's own
+            CASIA v1 split; None where the dataset has one protocol. Written only when set.
     """
 
     image: str
@@ -44,6 +53,7 @@ class Record:
     dataset: str
     split: str
     id: str
+    protocol: str | None = None
 
 
 def _relative(path: str | None, base: Path) -> str | None:
@@ -87,6 +97,8 @@ def write_manifest(records: Iterable[Record], path: str | os.PathLike) -> Path:
         d["image"] = _relative(r.image, base)
         d["mask"] = _relative(r.mask, base)
         d["label"] = int(r.label)
+        if d["protocol"] is None:
+            del d["protocol"]
         lines.append(json.dumps(d, ensure_ascii=False))
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -115,8 +127,11 @@ def _parse_line(d: Any, path: Path, lineno: int, base: Path) -> Record:
         raise DataError(f"{where}: tampered record {d['id']!r} has no mask; give its mask, or label 0 if authentic")
     if label == 0 and d["mask"] is not None:
         raise DataError(f"{where}: authentic record {d['id']!r} has a mask {d['mask']!r}; label it 1, or set mask null")
+    protocol = d.get("protocol")
+    if protocol is not None and (not isinstance(protocol, str) or not protocol.strip()):
+        raise DataError(f"{where}: protocol {protocol!r}; expected a name, or no protocol key")
     return Record(image=_resolve(d["image"], base), mask=_resolve(d["mask"], base), label=int(label),
-                  dataset=d["dataset"], split=d["split"], id=d["id"])
+                  dataset=d["dataset"], split=d["split"], id=d["id"], protocol=protocol)
 
 
 def read_manifest(path: str | os.PathLike, split: str | None = None) -> list[Record]:
@@ -197,3 +212,22 @@ def validate_manifest(records: Iterable[Record], check_files: bool = True) -> No
         shown = problems[:20]
         more = f"\n  ... and {len(problems) - 20} more" if len(problems) > 20 else ""
         raise DataError("manifest is invalid:\n  " + "\n  ".join(shown) + more)
+
+
+def describe_data(records: Iterable[Record]) -> str:
+    """One line naming each dataset and protocol, with tampered + authentic counts per split.
+
+    e.g. "casia1, protocol grouped (nclkit's own split ...): test 184 tampered + 160 authentic"
+    """
+    counts: Counter[tuple] = Counter()
+    for r in records:
+        counts[(r.dataset, getattr(r, "protocol", None), r.split, int(r.label))] += 1
+    parts = []
+    for ds, proto in sorted({k[:2] for k in counts}, key=str):
+        name = ds if proto is None else f"{ds}, protocol {proto}"
+        if (ds, proto) in PROTOCOLS:
+            name += f" ({PROTOCOLS[(ds, proto)]})"
+        splits = [s for s in SPLITS if any(k[:3] == (ds, proto, s) for k in counts)]
+        parts.append(name + ": " + ", ".join(
+            f"{s} {counts[(ds, proto, s, 1)]} tampered + {counts[(ds, proto, s, 0)]} authentic" for s in splits))
+    return "; ".join(parts)

@@ -48,7 +48,8 @@ def denormalize(t: torch.Tensor) -> np.ndarray:
 
 
 class _ResizeLongSide(v2.Transform):
-    """Scale so that the longer side equals `max_side` (image bilinear+antialias, masks nearest)."""
+    """Scale down so that the longer side is at most `max_side` (image bilinear+antialias, masks
+    nearest); smaller images are left as they are, as the evaluator's forward pass does."""
 
     def __init__(self, max_side: int) -> None:
         super().__init__()
@@ -56,7 +57,7 @@ class _ResizeLongSide(v2.Transform):
 
     def make_params(self, flat_inputs: list[Any]) -> dict[str, Any]:
         h, w = v2.query_size(flat_inputs)
-        s = self.max_side / max(h, w)
+        s = min(1.0, self.max_side / max(h, w))
         return {"size": [max(1, round(h * s)), max(1, round(w * s))]}
 
     def transform(self, inpt: Any, params: dict[str, Any]) -> Any:
@@ -69,7 +70,7 @@ class JointTransform:
     Args:
         crop_size: random crop side (train), None for no crop (eval).
         flip: random horizontal and vertical flips, p = 0.5 each.
-        resize: longer side to resize to first, None to keep the size.
+        resize: longer side to scale down to first (never up), None to keep the size.
     Call:
         image uint8 (H, W, 3), mask uint8 (H, W) in {0,1} -> dict of
         image float32 (3, S, S), mask float32 (1, S, S), valid float32 (1, S, S).
@@ -113,10 +114,13 @@ def build_transforms(cfg: Any, train: bool, resize: int | None = None) -> JointT
     """The train (crop + flips) or eval (full image) transform for a Config.
 
     Args:
-        cfg: a Config; only `crop_size` is read.
+        cfg: a Config; `crop_size` and `train_max_side` are read.
         train: random crop to cfg.crop_size and flips when True; full image when False.
-        resize: optional longer-side resize applied first (both modes).
+        resize: optional longer-side limit applied first (both modes); in training it defaults to
+            cfg.train_max_side (0 = none), so a model can learn at the scale it predicts at.
     """
     if train:
+        if resize is None and getattr(cfg, "train_max_side", 0):
+            resize = int(cfg.train_max_side)
         return JointTransform(crop_size=int(cfg.crop_size), flip=True, resize=resize)
     return JointTransform(crop_size=None, flip=False, resize=resize)

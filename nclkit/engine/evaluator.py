@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..data.manifest import describe_data
 from . import metrics as M
 from .predict import predict_probability
 from .robustness import apply_attack, parse_attack
@@ -160,7 +161,7 @@ def evaluate(
     image_level = M.image_level_metrics([r["score"] for r in per_image], [r["label"] for r in per_image]) \
         if both else dict.fromkeys(("image_auc", "image_balanced_accuracy", "image_f1"))
     result.update(image_level)
-    result["protocol"] = _protocol(attack, seed, extra_thresholds, max_side)
+    result["protocol"] = {"data": describe_data(records), **_protocol(attack, seed, extra_thresholds, max_side)}
     result["per_image"] = per_image
     if figure_path is not None:
         save_prediction_figure(model, records, figure_path, device=device, max_side=max_side)

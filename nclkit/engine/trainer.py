@@ -236,11 +236,15 @@ def train(
     _seed_everything(cfg.seed + world.rank)
 
     train_records = read_manifest(manifest, split="train")
-    all_records = read_manifest(manifest)
-    val_records = [r for r in all_records if r.split == "val"]
+    if not cfg.train_authentic:
+        train_records = [r for r in train_records if r.label == 1]
+        if not train_records:
+            raise ValueError(f"{manifest}: train_authentic=False leaves no tampered image in 'train'")
+    # Model selection reads pixel F1/AUC only, which authentic images do not enter: skip predicting them.
+    val_records = [r for r in read_manifest(manifest) if r.split == "val" and r.label == 1]
     scan_records(train_records + val_records)  # a bad file fails now, not after an epoch
     if not val_records and world.is_main:
-        warnings.warn(f"{manifest} has no 'val' split: best.pt will be the last epoch (never selected on 'test')")
+        warnings.warn(f"{manifest} has no tampered image in split 'val': best.pt will be the last epoch (never selected on 'test')")
     dataset = ManifestDataset(train_records, cfg, train=True, cache=cfg.cache_images)
     if len(dataset) < world.size:
         raise ValueError(f"{manifest}: {len(dataset)} training images cannot feed {world.size} processes")

@@ -15,12 +15,13 @@ from .columbia import columbia_mask_from_edgemask, prepare_columbia
 from .common import extract_archive
 from .coverage import COVERAGE_MIS_SIZED, coverage_split, prepare_coverage
 from .defacto import prepare_defacto
+from .folder import MASK_TAGS, folder_records
 from .imd2020 import prepare_imd2020
 from .nist16 import prepare_nist16
 
 __all__ = ["PREPARERS", "get_preparer", "script_main", "extract_archive", "prepare_coverage", "prepare_casia1",
            "prepare_casia2", "prepare_columbia", "prepare_nist16", "prepare_defacto", "prepare_imd2020",
-           "coverage_split", "COVERAGE_MIS_SIZED", "columbia_mask_from_edgemask"]
+           "coverage_split", "COVERAGE_MIS_SIZED", "columbia_mask_from_edgemask", "folder_records", "MASK_TAGS"]
 
 PREPARERS: dict[str, Callable] = {
     "coverage": prepare_coverage,

@@ -17,7 +17,7 @@ from ..io import IMAGE_SUFFIXES, image_hw
 from ..manifest import Record, validate_manifest, write_manifest
 
 __all__ = ["manifest_paths", "hash_fraction", "hash_split", "list_images", "require_dirs",
-           "drop_mis_sized", "write_binary_mask", "finish", "extract_archive"]
+           "mis_sized", "drop_mis_sized", "write_binary_mask", "finish", "extract_archive"]
 
 
 def manifest_paths(out: str | os.PathLike, name: str) -> tuple[Path, Path]:
@@ -63,8 +63,8 @@ def require_dirs(root: Path, names: Iterable[str], dataset: str) -> None:
         raise DataError(f"{root}: not a {dataset} layout; expected folders {list(names)}, missing {missing}")
 
 
-def drop_mis_sized(records: list[Record], dataset: str) -> list[Record]:
-    """Exclude tampered records whose mask size differs from the image's, with one warning naming them."""
+def mis_sized(records: list[Record]) -> tuple[list[Record], list[str]]:
+    """Split off tampered records whose mask size differs from the image's: (kept, descriptions)."""
     kept, bad = [], []
     for r in records:
         if r.mask is not None:
@@ -74,6 +74,12 @@ def drop_mis_sized(records: list[Record], dataset: str) -> list[Record]:
                            f"{hw_m[0]}x{hw_m[1]})")
                 continue
         kept.append(r)
+    return kept, bad
+
+
+def drop_mis_sized(records: list[Record], dataset: str) -> list[Record]:
+    """Exclude tampered records whose mask size differs from the image's, with one warning naming them."""
+    kept, bad = mis_sized(records)
     if bad:
         warnings.warn(f"{dataset}: excluded {len(bad)} tampered image(s) whose mask size differs from "
                       f"the image (HxW): " + "; ".join(bad), stacklevel=3)
