@@ -30,12 +30,13 @@ def ensure_writable_dir(folder: str | os.PathLike, what: str = "--out") -> Path:
     return folder
 
 
-def prepare_run_dir(out_dir: str | os.PathLike, resume: bool, overwrite: bool) -> Path:
+def prepare_run_dir(out_dir: str | os.PathLike, resume: bool, overwrite: bool, main_process: bool = True) -> Path:
     """Make `out_dir` ready for a run: refuse to replace an earlier run unless told, drop stale .tmp files.
 
     Args:
         resume: the run continues from out_dir/last.pt, so the folder is meant to hold one.
         overwrite: delete an earlier run's files first.
+        main_process: False in the other DDP processes: they check the same (and fail alike) but delete nothing.
     Raises:
         ValueError: the folder holds a run and neither flag was given, both were given, or it is not writable.
     """
@@ -43,10 +44,12 @@ def prepare_run_dir(out_dir: str | os.PathLike, resume: bool, overwrite: bool) -
         raise ValueError("--resume continues the run in --out and --overwrite deletes it: choose one")
     out_dir = ensure_writable_dir(out_dir)
     held = [name for name in RUN_FILES if (out_dir / name).exists()]
+    if held and not resume and not overwrite:
+        raise ValueError(f"{out_dir} already holds a run ({', '.join(held)}); continue it with --resume, "
+                         "or start over with --overwrite (deletes it)")
+    if not main_process:
+        return out_dir
     if held and not resume:
-        if not overwrite:
-            raise ValueError(f"{out_dir} already holds a run ({', '.join(held)}); continue it with --resume, "
-                             "or start over with --overwrite (deletes it)")
         for name in RUN_FILES + _ALSO_REMOVED:
             target = out_dir / name
             if target.is_dir():

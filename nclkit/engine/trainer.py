@@ -231,8 +231,7 @@ def train(
     world = dist_utils.setup(device)
     device = world.device
     out_dir = Path(out_dir)
-    if world.is_main:
-        prepare_run_dir(out_dir, resume=resume, overwrite=overwrite)
+    prepare_run_dir(out_dir, resume=resume, overwrite=overwrite, main_process=world.is_main)
     _seed_everything(cfg.seed + world.rank)
 
     train_records = read_manifest(manifest, split="train")
