@@ -422,6 +422,17 @@ def test_train_finds_a_corrupt_file_before_building_the_model(split, tmp_path, m
         train(_cfg(), manifest, tmp_path / "run", progress=False)
 
 
+def test_a_truncated_validation_image_is_found_before_training(tmp_path, monkeypatch):
+    recs = [_pair(tmp_path / "d", f"im{i}") for i in range(4)]
+    recs = [Record(r.image, r.mask, 1, "t", s, r.id) for r, s in zip(recs, ["train", "train", "val", "val"])]
+    data = Path(recs[3].image).read_bytes()
+    Path(recs[3].image).write_bytes(data[: len(data) // 2])  # the header is intact: only decoding fails
+    manifest = write_manifest(recs, tmp_path / "m.jsonl")
+    monkeypatch.setattr(trainer, "build_model", lambda cfg: pytest.fail("the model was built before the check"))
+    with pytest.raises(DataError, match="im3.png: cannot decode"):
+        train(_cfg(), manifest, tmp_path / "run", progress=False)
+
+
 def test_eval_names_a_missing_image_before_loading_the_model(tmp_path, capsys):
     rec = _pair(tmp_path, "a")
     manifest = write_manifest([rec], tmp_path / "m.jsonl")

@@ -2,21 +2,22 @@
 
 Training and evaluation call it first, so a missing, empty, unreadable or mis-sized file fails in
 seconds with its name, not after an epoch. A file whose header is sound but whose pixels are
-truncated is still found when it is decoded, with the same kind of message.
+truncated is found when it is decoded: `decode=True` does that up front (training uses it for the
+validation split, which would otherwise first be decoded after a whole epoch).
 """
 from __future__ import annotations
 
 from typing import Iterable
 
 from .errors import DataError
-from .io import image_hw
+from .io import image_hw, load_image, load_mask
 from .manifest import Record
 
 __all__ = ["scan_records"]
 
 
-def scan_records(records: Iterable[Record]) -> int:
-    """Read the header of every image and mask; returns the number of files read.
+def scan_records(records: Iterable[Record], decode: bool = False) -> int:
+    """Read the header of every image and mask (all their pixels with `decode`); returns the number of files read.
 
     Raises:
         DataError: one line naming the first bad file and what is wrong, with a count of the others
@@ -26,10 +27,10 @@ def scan_records(records: Iterable[Record]) -> int:
     n_files = 0
     for r in records:
         try:
-            hw = image_hw(r.image)
+            hw = load_image(r.image).shape[:2] if decode else image_hw(r.image)
             n_files += 1
             if r.mask is not None:
-                mhw = image_hw(r.mask)
+                mhw = load_mask(r.mask).shape if decode else image_hw(r.mask)
                 n_files += 1
                 if mhw != hw:
                     problems.append(f"{r.mask}: mask size {mhw[0]}x{mhw[1]} (HxW) differs from its image's "

@@ -241,7 +241,8 @@ def train(
             raise ValueError(f"{manifest}: train_authentic=False leaves no tampered image in 'train'")
     # Model selection reads pixel F1/AUC only, which authentic images do not enter: skip predicting them.
     val_records = [r for r in read_manifest(manifest) if r.split == "val" and r.label == 1]
-    scan_records(train_records + val_records)  # a bad file fails now, not after an epoch
+    scan_records(train_records)  # a bad file fails now, not when its batch comes
+    scan_records(val_records, decode=True)  # validation would first decode them after a whole epoch
     if not val_records and world.is_main:
         warnings.warn(f"{manifest} has no tampered image in split 'val': best.pt will be the last epoch (never selected on 'test')")
     dataset = ManifestDataset(train_records, cfg, train=True, cache=cfg.cache_images)
