@@ -188,7 +188,8 @@ MASK_WRITERS = {
     "red on black": ("png", lambda p: _rgb(p, (255, 0, 0))),
     "green on black": ("png", lambda p: _rgb(p, (0, 255, 0))),
     "blue on black bmp": ("bmp", lambda p: _rgb(p, (0, 0, 255))),
-    "rgba white, opaque": ("png", lambda p: Image.fromarray(np.dstack([_region(value=255)] * 3 + [np.full((6, 8), 255, np.uint8)])).save(p)),
+    "rgba white, opaque": ("png", lambda p: Image.fromarray(
+        np.dstack([_region(value=255)] * 3 + [np.full((6, 8), 255, np.uint8)])).save(p)),
     "1-bit": ("png", lambda p: Image.fromarray(_region().astype(bool)).save(p)),
 }
 
@@ -366,7 +367,8 @@ def test_manifest_lines_validated_on_read(line2, message, tmp_path):
 
 def test_non_utf8_manifest_names_file_and_line(tmp_path):
     path = tmp_path / "latin1.jsonl"
-    path.write_bytes((json.dumps(GOOD) + "\n").encode() + json.dumps({**GOOD, "id": "é"}, ensure_ascii=False).encode("latin-1") + b"\n")
+    latin1 = json.dumps({**GOOD, "id": "é"}, ensure_ascii=False).encode("latin-1")
+    path.write_bytes((json.dumps(GOOD) + "\n").encode() + latin1 + b"\n")
     with pytest.raises(DataError, match=r"latin1.jsonl: line 2 is not UTF-8"):
         read_manifest(path)
 
@@ -585,7 +587,8 @@ def test_a_worker_error_is_one_line(tmp_path, capsys):
     Path(recs[5].image).write_bytes(data[: len(data) // 2])  # the header is intact: only decoding fails
     manifest = write_manifest(recs, tmp_path / "m.jsonl")
     rc = main(["train", "--data", str(manifest), "--out", str(tmp_path / "run"), "--epochs", "1", "--no-progress",
-               "--set", "crop_size=64", "--set", "batch_size=4", "--set", "num_workers=1", "--set", "cache_images=false"])
+               "--set", "crop_size=64", "--set", "batch_size=4", "--set", "num_workers=1",
+               "--set", "cache_images=false"])
     assert rc == 2
     line = _one_line_error(capsys, "im5.png", "cannot decode")
     assert "Original Traceback" not in line and "DataLoader worker" not in line

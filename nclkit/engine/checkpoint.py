@@ -109,7 +109,8 @@ def check_resumable(state: dict[str, Any], cfg: Config, path: str | Path, allow_
     """
     missing = [k for k in RESUME_KEYS if k not in state]
     if missing:
-        raise ValueError(f"checkpoint {path} lacks {missing} (written by another nclkit version?); it cannot be resumed")
+        raise ValueError(f"checkpoint {path} lacks {missing} (written by another nclkit version?); "
+                         "it cannot be resumed")
     saved, wanted = state["config"], cfg.to_dict()
     diff = [f"{k} {_norm(saved.get(k))!r} -> {_norm(wanted[k])!r}" for k in wanted
             if k not in FREE_KEYS and _norm(saved.get(k)) != _norm(wanted[k])]

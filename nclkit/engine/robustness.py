@@ -63,7 +63,8 @@ def parse_attack(spec: str | Attack) -> Attack:
     """``"KIND:VALUE"`` -> Attack; a bad spec raises ValueError naming the valid kinds and ranges."""
     if isinstance(spec, Attack):
         return spec
-    help_text = (f"expected 'KIND:VALUE' with KIND one of resize (factor in (0, {MAX_RESIZE:g}]), blur (odd kernel size >= 1), "
+    help_text = (f"expected 'KIND:VALUE' with KIND one of resize (factor in (0, {MAX_RESIZE:g}]), "
+                 "blur (odd kernel size >= 1), "
                  "noise (std >= 0 on the 0-255 scale), jpeg (quality 0..100), e.g. 'jpeg:50'")
     if not isinstance(spec, str) or spec.count(":") != 1:
         raise ValueError(f"bad attack {spec!r}; {help_text}")

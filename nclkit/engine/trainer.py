@@ -41,8 +41,8 @@ from .checkpoint import (
 )
 from .outputs import last_checkpoint_note, prepare_run_dir
 
-__all__ = ["train", "TrainingDiverged", "LossModel", "poly_lambda", "autocast_dtype", "precision_name", "cpu_has_native_bf16", "build_optimization",
-           "training_step", "train_one_epoch"]
+__all__ = ["train", "TrainingDiverged", "LossModel", "poly_lambda", "autocast_dtype", "precision_name",
+           "cpu_has_native_bf16", "build_optimization", "training_step", "train_one_epoch"]
 
 
 class TrainingDiverged(FloatingPointError):
