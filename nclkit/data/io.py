@@ -99,6 +99,8 @@ def orient(arr: np.ndarray, orientation: int) -> np.ndarray:
     if orientation in (5, 7):  # transposes: across the main (5) or the anti-diagonal (7)
         arr = np.swapaxes(arr, 0, 1)
         return arr if orientation == 5 else arr[::-1, ::-1]
+    if not isinstance(orientation, int):  # a malformed tag: show the pixels as stored
+        return arr
     ops = {2: lambda a: a[:, ::-1], 3: lambda a: a[::-1, ::-1], 4: lambda a: a[::-1],
            6: lambda a: np.rot90(a, -1), 8: lambda a: np.rot90(a, 1)}
     return ops[orientation](arr) if orientation in ops else arr
@@ -116,7 +118,7 @@ def _read_tiff(path: Path) -> np.ndarray:
         _check_pixels(path, int(hw[0]), int(hw[1]))
         arr = page.asarray()
         tag = page.tags.get(274)
-        orientation = int(tag.value) if tag is not None else 1
+        orientation = tag.value if tag is not None else 1
     if n_pages > 1:
         # Pages are separate images (not colour channels): read the first, say so.
         warnings.warn(f"{path}: TIFF has {n_pages} pages; only the first is read", stacklevel=4)
@@ -148,7 +150,7 @@ def _read_pil(path: Path) -> np.ndarray:
             arr = a.astype(np.uint16) if a.max(initial=0) <= 65535 and a.min(initial=0) >= 0 else a.astype(np.int32)
         else:
             arr = np.array(im)
-    return np.ascontiguousarray(orient(arr, int(orientation)))
+    return np.ascontiguousarray(orient(arr, orientation))
 
 
 def _decode(path: str | os.PathLike) -> np.ndarray:
