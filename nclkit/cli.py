@@ -1,25 +1,44 @@
 """Command line: `nclkit train | eval | predict | prepare | synth | report`, each with --help.
 
 Errors a user can cause (a missing file, an unreadable image, an empty manifest, a checkpoint of
-another preset) end with one clear line on stderr and exit status 2, not a traceback.
+another preset, an unwritable --out, a diverged run) end with one clear line on stderr and exit
+status 2, not a traceback; Ctrl-C ends with one line (for train: where the last checkpoint is and
+how to resume) and status 130. Outputs are checked writable before any work starts.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import re
+import shlex
 import sys
 from pathlib import Path
 
 __all__ = ["main", "build_parser"]
 
 
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value}; expected a whole number >= 1")
+    return value
+
+
+def _probability(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{text}; expected a probability in [0, 1]")
+    return value
+
+
 def _add_config_args(p: argparse.ArgumentParser, variant: bool = True) -> None:
     from .presets import PRESETS
 
-    p.add_argument("--preset", default="quick", choices=sorted(PRESETS),
+    p.add_argument("--preset", choices=sorted(PRESETS),
                    help="quick: small model for a CPU on the synthetic set; real: the CPU recipe for real photos "
-                        "(CASIA v1 size); paper: ResNet-101, OS 8, 512 px, batch 4 (default: quick)")
+                        "(CASIA v1 size); paper: ResNet-101, OS 8, 512 px, batch 4 "
+                        "(default: quick; with --resume, the run's own config)")
     if variant:
         p.add_argument("--variant", choices=["base", "pivot", "full"],
                        help="Table 5 row: base (BCE), pivot (BCE + NCL), full (NCL + PC; default)")
@@ -28,9 +47,13 @@ def _add_config_args(p: argparse.ArgumentParser, variant: bool = True) -> None:
 
 
 def _config(args):
-    from .presets import apply_overrides, get_config
+    from .presets import Config, apply_overrides, get_config
 
-    cfg = get_config(args.preset)
+    saved = Path(args.out) / "config.json" if getattr(args, "resume", False) else None
+    if saved is not None and args.preset is None and saved.is_file():
+        cfg = Config.from_dict(json.loads(saved.read_text()))  # resume: only flags given now change it
+    else:
+        cfg = get_config(args.preset or "quick")
     extra = {}
     if getattr(args, "variant", None):
         extra["variant"] = args.variant
@@ -46,20 +69,34 @@ def cmd_train(args) -> int:
 
     cfg = _config(args)
     summary = train(cfg, args.data, args.out, resume=args.resume, device=args.device,
-                    progress=not args.no_progress, tensorboard=args.tensorboard)
+                    progress=not args.no_progress, tensorboard=args.tensorboard,
+                    overwrite=args.overwrite, allow_changes=args.allow_changes)
     print(json.dumps(summary, indent=2))
     return 0
 
 
+def _check_report_path(out: str) -> None:
+    """A report path that can be written, checked before hours of evaluation."""
+    from .engine.outputs import ensure_writable_dir
+
+    if Path(out).is_dir():
+        raise ValueError(f"--out {out} is a folder; give the report's .json file name")
+    ensure_writable_dir(Path(out).parent)
+
+
 def _model_and_records(args):
-    """The checkpoint's model on the chosen device, and the manifest's records of args.split."""
-    from .data import read_manifest
+    """The checkpoint's model on the chosen device, and the manifest's records of args.split (files checked)."""
+    from .data import read_manifest, scan_records
     from .engine.checkpoint import load_model
     from .engine.distributed import pick_device
 
     device = pick_device(args.device)
+    records = read_manifest(args.data, split=args.split)
+    if getattr(args, "limit", None):
+        records = records[: args.limit]
+    scan_records(records)  # every file's header, before the model is even loaded
     model, _ = load_model(args.checkpoint, device=device)
-    return device, model, read_manifest(args.data, split=args.split)
+    return device, model, records
 
 
 def _eval_records(args):
@@ -77,15 +114,21 @@ def _eval_records(args):
 
 
 def cmd_eval(args) -> int:
+    from .data import scan_records
     from .engine.checkpoint import load_model
     from .engine.distributed import pick_device
     from .engine.evaluator import evaluate, save_prediction_figure, write_report
+    from .engine.robustness import parse_attack
 
+    _check_report_path(args.out)
+    if args.attack:
+        parse_attack(args.attack)
     records = _eval_records(args)
-    device = pick_device(args.device)
-    model, _ = load_model(args.checkpoint, device=device)
     if args.limit:
         records = records[: args.limit]
+    scan_records(records)  # every file's header, before the model is even loaded
+    device = pick_device(args.device)
+    model, _ = load_model(args.checkpoint, device=device)
     result = evaluate(model, records, device=device, attack=args.attack, global_metrics=args.all_protocols,
                       best_threshold=args.all_protocols, permuted=args.all_protocols, progress=not args.no_progress)
     result["checkpoint"] = str(args.checkpoint)
@@ -103,6 +146,7 @@ def cmd_robustness(args) -> int:
     from .engine.evaluator import json_safe
     from .engine.robustness import robustness_markdown, robustness_table
 
+    _check_report_path(args.out)
     device, model, records = _model_and_records(args)
     table = robustness_table(model, records, seed=args.seed, device=device)
     out = Path(args.out)
@@ -116,8 +160,10 @@ def cmd_robustness(args) -> int:
 def cmd_predict(args) -> int:
     from .engine.checkpoint import load_model
     from .engine.distributed import pick_device
+    from .engine.outputs import ensure_writable_dir
     from .engine.predict import predict_files
 
+    ensure_writable_dir(args.out)
     device = pick_device(args.device)
     model, _ = load_model(args.checkpoint, device=device)
     summary = predict_files(model, args.inputs, args.out, threshold=args.threshold)
@@ -130,7 +176,9 @@ def cmd_prepare(args) -> int:
 
     from .data import describe_data, read_manifest
     from .data.preparers import PREPARERS
+    from .data.preparers.common import manifest_paths
 
+    manifest_paths(args.out, args.name)  # a bad --out fails before the dataset is read
     prepare = PREPARERS[args.name]
     extra = {}
     if args.protocol is not None:
@@ -158,8 +206,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_args(p)
     p.add_argument("--data", required=True, help="manifest .jsonl with train (and val) splits")
     p.add_argument("--out", required=True, help="run folder: best.pt, last.pt, log.jsonl, config.json")
-    p.add_argument("--epochs", type=int, help="number of epochs (default: the preset's)")
-    p.add_argument("--resume", action="store_true", help="continue exactly from RUN_DIR/last.pt")
+    p.add_argument("--epochs", type=_positive_int, help="number of epochs (default: the preset's)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue exactly from RUN_DIR/last.pt, with the run's own config unless flags change it")
+    p.add_argument("--overwrite", action="store_true", help="replace a run already in --out (deletes it)")
+    p.add_argument("--allow-changes", action="store_true",
+                   help="with --resume: continue even though the variant, epochs or other settings differ")
     p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda if available)")
     p.add_argument("--tensorboard", action="store_true", help="also log to RUN_DIR/tensorboard")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -176,7 +228,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--attack", help="robustness attack KIND:VALUE, e.g. jpeg:50, blur:3, noise:5, resize:0.78")
     p.add_argument("--all-protocols", action="store_true", help="also global, best-threshold and permuted F1")
     p.add_argument("--figure", action="store_true", help="also save a figure of sample predictions (.png)")
-    p.add_argument("--limit", type=int, help="evaluate only the first N records")
+    p.add_argument("--limit", type=_positive_int, help="evaluate only the first N records")
     p.add_argument("--device")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_eval)
@@ -194,7 +246,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", required=True)
     p.add_argument("inputs", nargs="+", help="image files or folders")
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--threshold", type=float, default=0.5)
+    p.add_argument("--threshold", type=_probability, default=0.5, help="overlay pixels with prob > this (0..1)")
     p.add_argument("--device")
     p.set_defaults(func=cmd_predict)
 
@@ -216,16 +268,41 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line(err: BaseException) -> str:
+    """The error's message; for one raised in a DataLoader worker, without the worker's traceback."""
+    text = str(err).strip()
+    if "Original Traceback" in text:
+        last = text.splitlines()[-1]
+        text = re.sub(r"^[\w.]+: ", "", last)  # "nclkit.data.errors.DataError: msg" -> "msg"
+    return text
+
+
+def _interrupted(args) -> str:
+    """What Ctrl-C leaves behind, and for train how to go on."""
+    if args.command != "train":
+        return "interrupted"
+    from .engine.outputs import last_checkpoint_note
+
+    if not (Path(args.out) / "last.pt").is_file():
+        return "interrupted before the first checkpoint; nothing to resume (run the same command again)"
+    return (f"interrupted; {last_checkpoint_note(args.out)}; continue with: "
+            f"nclkit train --data {shlex.quote(args.data)} --out {shlex.quote(args.out)} --resume")
+
+
 def main(argv: list[str] | None = None) -> int:
     from .data import DataError
 
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (DataError, ValueError, FileNotFoundError) as err:
+    except KeyboardInterrupt:
+        print(f"nclkit {args.command}: {_interrupted(args)}", file=sys.stderr)
+        return 130
+    except (DataError, ValueError, OSError, ArithmeticError) as err:
+        # ArithmeticError: TrainingDiverged; OSError: a full disk, a folder that vanished ...
         if os.environ.get("NCLKIT_DEBUG"):
             raise
-        print(f"nclkit {args.command}: error: {err}", file=sys.stderr)
+        print(f"nclkit {args.command}: error: {_one_line(err)}", file=sys.stderr)
         return 2
 
 

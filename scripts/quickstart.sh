@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # The main job on a fresh machine: install nclkit, make the built-in synthetic forgery set, train the
 # quick preset (full NCL) on it, evaluate on its test split, and write a report with numbers and a figure.
-# Everything lands in runs/quickstart/ (override with NCLKIT_RUN=folder).
+# Everything lands in runs/quickstart/ (override with NCLKIT_RUN=folder); a re-run replaces the earlier
+# training run there (--overwrite).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUN="${NCLKIT_RUN:-runs/quickstart}"
 python -m pip install --quiet --disable-pip-version-check -e .
 nclkit synth --out "$RUN/synthetic" --num 1000 --seed 0
 start=$(date +%s)
-nclkit train --preset quick --data "$RUN/synthetic/manifest.jsonl" --out "$RUN/train" --no-progress
+nclkit train --preset quick --data "$RUN/synthetic/manifest.jsonl" --out "$RUN/train" --no-progress --overwrite
 train_s=$(( $(date +%s) - start ))
 nclkit eval --checkpoint "$RUN/train/best.pt" --data "$RUN/synthetic/manifest.jsonl" --split test \
     --out "$RUN/report.json" --figure --no-progress

@@ -76,7 +76,7 @@ def score(checkpoint: Path, records, device) -> dict:
 def train_one(cfg, manifest: str, run_dir: Path, reuse: bool, device) -> dict:
     summary_path = run_dir / "summary.json"
     if not (reuse and summary_path.is_file()):
-        train(cfg, manifest, run_dir, device=device, progress=False)
+        train(cfg, manifest, run_dir, device=device, progress=False, overwrite=True)  # without --reuse: train afresh
     return json.loads(summary_path.read_text())
 
 

@@ -68,7 +68,7 @@ def run_one(name: str, args, device) -> dict:
     run_dir = Path(args.runs) / name
     summary_path = run_dir / "summary.json"
     if not (args.reuse and summary_path.is_file()):
-        train(cfg, args.data, run_dir, device=device, progress=False)
+        train(cfg, args.data, run_dir, device=device, progress=False, overwrite=True)  # without --reuse: train afresh
     summary = json.loads(summary_path.read_text())
     model, _ = load_model(run_dir / "best.pt", device=device)
     test = read_manifest(args.data, split="test")

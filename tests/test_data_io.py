@@ -93,12 +93,14 @@ def test_missing_empty_truncated_corrupt_name_the_file(tmp_path):
         load_image(jt)
 
 
-def test_mask_binarised_at_127_5_on_channel_mean():
-    arr = np.zeros((2, 2, 3), np.uint8)
-    arr[0, 0] = 255          # mean 255 -> 1
-    arr[0, 1] = (128, 128, 127)  # mean 127.67 -> 1
-    arr[1, 0] = (127, 128, 127)  # mean 127.33 -> 0
-    np.testing.assert_array_equal(binarize_mask(arr), [[1, 1], [0, 0]])
+def test_mask_binarised_at_127_5_on_brightest_channel():
+    arr = np.zeros((2, 3, 3), np.uint8)
+    arr[0, 0] = 255              # white -> 1
+    arr[0, 1] = (128, 0, 0)      # dark red: brightest channel 128 -> 1
+    arr[1, 0] = (127, 127, 127)  # gray just below half -> 0
+    arr[1, 1] = (0, 0, 200)      # blue -> 1
+    arr[1, 2] = (120, 127, 90)   # every channel below half -> 0
+    np.testing.assert_array_equal(binarize_mask(arr), [[1, 1, 0], [0, 1, 0]])
 
 
 def test_mask_01_valued_taken_as_binary(tmp_path):

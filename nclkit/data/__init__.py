@@ -7,6 +7,7 @@ from .errors import DataError
 from .io import binarize_mask, image_hw, load_image, load_mask
 from .manifest import PROTOCOLS, SPLITS, Record, describe_data, read_manifest, validate_manifest, write_manifest
 from .preparers import PREPARERS, extract_archive, get_preparer
+from .scan import scan_records
 from .synthetic import make_synthetic
 from .transforms import MEAN, STD, JointTransform, build_transforms, denormalize, to_tensor_image
 
@@ -23,6 +24,7 @@ __all__ = [
     "describe_data",
     "PROTOCOLS",
     "validate_manifest",
+    "scan_records",
     "MEAN",
     "STD",
     "to_tensor_image",

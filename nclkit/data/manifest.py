@@ -15,7 +15,7 @@ import os
 from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Iterable
+from typing import Any, Iterable
 
 from .errors import DataError
 
@@ -105,38 +105,71 @@ def write_manifest(records: Iterable[Record], path: str | os.PathLike) -> Path:
     return path
 
 
+def _parse_line(d: Any, path: Path, lineno: int, base: Path) -> Record:
+    """One manifest line -> Record, or a DataError naming the file, the line and the bad value."""
+    where = f"{path}: line {lineno}"
+    if not isinstance(d, dict):
+        raise DataError(f"{where} is not a JSON object")
+    missing = [k for k in _KEYS if k not in d]
+    if missing:
+        raise DataError(f"{where} lacks keys {missing}; a record needs {list(_KEYS)}")
+    for key in ("image", "id", "dataset"):
+        if not isinstance(d[key], str) or not d[key].strip():
+            raise DataError(f"{where}: {key} {d[key]!r}; expected a non-empty string")
+    if d["mask"] is not None and (not isinstance(d["mask"], str) or not d["mask"].strip()):
+        raise DataError(f"{where}: mask {d['mask']!r}; expected a path, or null for an authentic image")
+    label = d["label"]
+    if isinstance(label, bool) or label not in (0, 1):  # true/false, "yes", 2 and null are all refused
+        raise DataError(f"{where}: label {label!r}; expected 0 (authentic) or 1 (tampered)")
+    if d["split"] not in SPLITS:
+        raise DataError(f"{where}: split {d['split']!r}; expected one of {list(SPLITS)}")
+    if label == 1 and d["mask"] is None:
+        raise DataError(f"{where}: tampered record {d['id']!r} has no mask; give its mask, or label 0 if authentic")
+    if label == 0 and d["mask"] is not None:
+        raise DataError(f"{where}: authentic record {d['id']!r} has a mask {d['mask']!r}; label it 1, or set mask null")
+    protocol = d.get("protocol")
+    if protocol is not None and (not isinstance(protocol, str) or not protocol.strip()):
+        raise DataError(f"{where}: protocol {protocol!r}; expected a name, or no protocol key")
+    return Record(image=_resolve(d["image"], base), mask=_resolve(d["mask"], base), label=int(label),
+                  dataset=d["dataset"], split=d["split"], id=d["id"], protocol=protocol)
+
+
 def read_manifest(path: str | os.PathLike, split: str | None = None) -> list[Record]:
-    """Read a manifest written by `write_manifest`, paths resolved to absolute.
+    """Read and validate a manifest written by `write_manifest`, paths resolved to absolute.
 
     Args:
         path: the .jsonl manifest.
         split: keep only this split ("train", "val", "test"); None keeps all.
     Raises:
-        DataError: missing file, bad JSON (line number named), missing keys, empty manifest,
-            or a split with no records (the splits present are listed).
+        DataError naming the file and line: missing file, text that is not UTF-8, bad JSON,
+            missing keys, a label other than 0/1, an unknown split, a tampered record without
+            a mask or an authentic one with a mask, a repeated id; an empty manifest, or a split
+            with no records (the splits present are listed).
     """
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: manifest not found")
     base = Path(os.path.abspath(path.parent))
     records: list[Record] = []
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                d = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise DataError(f"{path}: line {lineno} is not valid JSON ({err.msg})") from None
-            if not isinstance(d, dict):
-                raise DataError(f"{path}: line {lineno} is not a JSON object")
-            missing = [k for k in _KEYS if k not in d]
-            if missing:
-                raise DataError(f"{path}: line {lineno} lacks keys {missing}; a record needs {list(_KEYS)}")
-            records.append(Record(image=_resolve(d["image"], base), mask=_resolve(d["mask"], base),
-                                  label=int(d["label"]), dataset=str(d["dataset"]),
-                                  split=str(d["split"]), id=str(d["id"]),
-                                  protocol=None if d.get("protocol") is None else str(d["protocol"])))
+    first_line: dict[str, int] = {}
+    for lineno, raw in enumerate(path.read_bytes().splitlines(), start=1):
+        try:
+            line = raw.decode("utf-8-sig" if lineno == 1 else "utf-8")
+        except UnicodeDecodeError as err:
+            raise DataError(f"{path}: line {lineno} is not UTF-8 text ({err.reason} at byte {err.start}); "
+                            "save the manifest as UTF-8") from None
+        if not line.strip():
+            continue
+        try:
+            d = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise DataError(f"{path}: line {lineno} is not valid JSON ({err.msg})") from None
+        record = _parse_line(d, path, lineno, base)
+        if record.id in first_line:
+            raise DataError(f"{path}: line {lineno}: id {record.id!r} repeats line {first_line[record.id]}; "
+                            "ids must be unique")
+        first_line[record.id] = lineno
+        records.append(record)
     if not records:
         raise DataError(f"{path}: manifest is empty (no records)")
     if split is not None:

@@ -6,6 +6,7 @@ nclkit_version}: enough to rebuild the model without the original command line a
 from __future__ import annotations
 
 import os
+import pickle
 import random
 from pathlib import Path
 from typing import Any
@@ -15,33 +16,74 @@ import torch
 
 from ..presets import Config, upgrade_dict
 
-__all__ = ["save_checkpoint", "read_checkpoint", "load_model", "rng_state", "set_rng_state", "MODEL_KEYS"]
+__all__ = ["save_checkpoint", "read_checkpoint", "load_model", "rng_state", "set_rng_state", "MODEL_KEYS", "FREE_KEYS",
+           "RESUME_KEYS", "nonfinite_tensors", "check_finite_weights", "check_compatible", "check_resumable"]
 
 # Config keys that change the network's parameters or what its blocks return: a checkpoint cannot be
 # loaded (or a run resumed) across these.
 MODEL_KEYS = ("encoder", "output_stride", "block1", "aspp_rates", "aspp_channels", "low_level_channels",
               "decoder_channels", "aux_before_upsampling", "pivot_block")
 
+# Config keys a resumed run may change without altering what it computes (speed, budgets, logging).
+FREE_KEYS = ("num_workers", "cache_images", "eval_max_side", "compile", "channels_last", "amp",
+             "max_train_seconds", "val_every")
+
+# What a checkpoint must hold to continue a run exactly.
+RESUME_KEYS = ("model", "optimizer", "scheduler", "scaler", "epoch", "step", "config", "rng", "best", "history",
+               "train_seconds")
+
+
+def nonfinite_tensors(tensors: dict[str, Any]) -> list[str]:
+    """Names of the floating-point tensors holding a NaN or an infinity."""
+    return [k for k, v in tensors.items()
+            if torch.is_tensor(v) and v.is_floating_point() and not bool(torch.isfinite(v).all())]
+
+
+def check_finite_weights(weights: dict[str, Any], path: str | Path) -> None:
+    """Refuse weights with NaN or infinite values: they come from a run that diverged."""
+    bad = nonfinite_tensors(weights)
+    if bad:
+        shown = ", ".join(bad[:3]) + (f" and {len(bad) - 3} more" if len(bad) > 3 else "")
+        raise ValueError(f"checkpoint {path} holds non-finite weights ({shown}): the run that wrote it diverged; "
+                         "train again with a lower learning rate")
+
 
 def save_checkpoint(state: dict[str, Any], path: str | Path) -> Path:
-    """Write atomically: a crash mid-write leaves the previous file intact."""
+    """Write atomically: a crash mid-write leaves the previous file intact and no .tmp behind.
+
+    Raises ValueError, writing nothing, when the model's weights are not all finite.
+    """
     path = Path(path)
+    if "model" in state:
+        check_finite_weights(state["model"], path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    try:
+        torch.save(state, tmp)
+        os.replace(tmp, path)
+    except BaseException:  # a full disk or Ctrl-C mid-write: drop the partial file, keep the old one
+        tmp.unlink(missing_ok=True)
+        raise
     return path
 
 
 def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Load a checkpoint safely (weights_only=True); a clear error for a missing or foreign file."""
+    """Load a checkpoint safely (weights_only=True); a clear one-line error for a missing or foreign file."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # noqa: BLE001 - torch raises several types for a bad file
-        raise ValueError(f"checkpoint {path} could not be read ({type(err).__name__}: {err})") from None
+        # PyTorch's own message advises a retry with weights_only=False, which would run the file's code.
+        if isinstance(err, pickle.UnpicklingError) and "global" in str(err).lower():
+            raise ValueError(f"checkpoint {path} holds Python objects beyond tensors and plain data, so it was not "
+                             "loaded (loading it could run code); nclkit checkpoints never do: only use files you "
+                             "trust") from None
+        if isinstance(err, pickle.UnpicklingError):
+            raise ValueError(f"checkpoint {path} could not be read: not a PyTorch file, or a damaged one") from None
+        first = str(err).strip().splitlines()[0] if str(err).strip() else ""
+        raise ValueError(f"checkpoint {path} could not be read ({type(err).__name__}: {first})") from None
     if not isinstance(state, dict) or "model" not in state or "config" not in state:
         raise ValueError(f"{path} is not an nclkit checkpoint (no 'model' and 'config' entries)")
     return state
@@ -62,16 +104,47 @@ def _norm(v):
     return list(v) if isinstance(v, (tuple, list)) else v
 
 
+def check_resumable(state: dict[str, Any], cfg: Config, path: str | Path, allow_changes: bool = False) -> None:
+    """Refuse to continue a run with another recipe (variant, epochs, preset, lr ...) unless allowed.
+
+    Keys in FREE_KEYS may always change; a checkpoint lacking what resuming needs is refused too.
+    """
+    missing = [k for k in RESUME_KEYS if k not in state]
+    if missing:
+        raise ValueError(f"checkpoint {path} lacks {missing} (written by another nclkit version?); "
+                         "it cannot be resumed")
+    saved, wanted = state["config"], cfg.to_dict()
+    diff = [f"{k} {_norm(saved.get(k))!r} -> {_norm(wanted[k])!r}" for k in wanted
+            if k not in FREE_KEYS and _norm(saved.get(k)) != _norm(wanted[k])]
+    if diff and not allow_changes:
+        raise ValueError(f"resuming {path} with a changed config ({'; '.join(diff)}); resume with the run's own "
+                         "settings, or pass --allow-changes to continue with the new ones")
+
+
 def load_model(path: str | Path, device: str | torch.device = "cpu", cfg: Config | None = None):
-    """Rebuild the model a checkpoint describes and load its weights; returns (model, state)."""
+    """Rebuild the model a checkpoint describes and load its weights; returns (model, state).
+
+    Raises ValueError for weights that are not finite (a diverged run) or that do not fit the model
+    the checkpoint's config describes (e.g. a checkpoint of an older version).
+    """
     from ..models import build_model
 
     state = read_checkpoint(path)
+    missing = [k for k in MODEL_KEYS if k not in state["config"]]
+    if missing:
+        raise ValueError(f"checkpoint {path}: its config lacks {missing} (written by another nclkit version?)")
     saved = Config.from_dict(state["config"])
     if cfg is not None:
         check_compatible(state["config"], cfg, path)
+    check_finite_weights(state["model"], path)
     model = build_model(saved)
-    model.load_state_dict(state["model"])
+    try:
+        model.load_state_dict(state["model"])
+    except RuntimeError as err:
+        first = str(err).strip().splitlines()
+        detail = " ".join(line.strip() for line in first[1:3])  # torch lists missing/unexpected keys after line 1
+        raise ValueError(f"checkpoint {path}: its weights do not fit the model its config describes "
+                         f"(written by another nclkit version?): {detail[:300]}") from None
     return model.to(device).eval(), state
 
 

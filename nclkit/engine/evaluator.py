@@ -29,8 +29,12 @@ __all__ = ["evaluate", "write_report", "save_prediction_figure", "load_sample", 
 
 def load_sample(record: Any) -> tuple[np.ndarray, np.ndarray | None]:
     """Image (uint8 (H, W, 3)) and mask (uint8 (H, W) in {0, 1}, None if authentic) of a Record."""
-    from nclkit.data import load_image, load_mask
+    from nclkit.data import DataError, load_image, load_mask
 
+    if (record.mask is None) != (int(record.label) == 0):  # else it would be scored as the other class
+        raise DataError(f"{record.image}: record {record.id!r} has label {record.label} but "
+                        f"{'no mask' if record.mask is None else 'a mask'}; tampered records need a mask, "
+                        "authentic ones none")
     image = load_image(record.image)
     mask = None if record.mask is None else load_mask(record.mask, expected_hw=image.shape[:2])
     return image, mask

@@ -58,6 +58,8 @@ def predict_probability(
             when the model has no cfg). Smaller images are never upscaled.
     Returns:
         float32 probabilities in [0, 1]. Shape (H, W).
+    Raises:
+        FloatingPointError: the model's output is NaN (weights of a diverged run).
     """
     from nclkit.data.transforms import to_tensor_image  # data layer imports torchvision: load lazily
 
@@ -96,6 +98,8 @@ def predict_probability(
             result = prob[0, 0].clamp_(0.0, 1.0).cpu().numpy()  # (H, W)
     finally:
         model.train(was_training)
+    if np.isnan(result).any():  # finite but exploded weights (a diverged run) give NaN maps
+        raise FloatingPointError("the model's output is NaN: its weights are unusable (did its training diverge?)")
     return result.astype(np.float32, copy=False)
 
 
@@ -159,6 +163,8 @@ def predict_files(
     from nclkit.data import DataError, load_image
     from nclkit.viz.overlays import overlay
 
+    if not 0.0 <= threshold <= 1.0:
+        raise ValueError(f"threshold {threshold:g}; expected a probability in [0, 1]")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     summary = PredictionSummary()

@@ -6,7 +6,7 @@ is resized back to the mask's size (docs/evaluation.md, "Robustness").
 
 Specs are ``"KIND:VALUE"`` strings:
 
-- ``resize:F``  scale both sides by F (cv2.resize, its default bilinear interpolation).
+- ``resize:F``  scale both sides by F, 0 < F <= 4 (cv2.resize, its default bilinear interpolation).
 - ``blur:K``    Gaussian blur with a K x K kernel, sigma from OpenCV's rule for K
   (sigma = 0.3 * ((K - 1) * 0.5 - 1) + 0.8, i.e. ``cv2.GaussianBlur(img, (K, K), 0)``).
 - ``noise:S``   add i.i.d. Gaussian noise of std S on the 0-255 scale, round, clip to 0..255.
@@ -14,6 +14,7 @@ Specs are ``"KIND:VALUE"`` strings:
 """
 from __future__ import annotations
 
+import math
 from typing import Any, NamedTuple, Sequence
 
 import cv2
@@ -22,6 +23,7 @@ from torch import nn
 
 __all__ = [
     "ATTACK_KINDS",
+    "MAX_RESIZE",
     "TABLE3_ATTACKS",
     "Attack",
     "parse_attack",
@@ -31,6 +33,7 @@ __all__ = [
 ]
 
 ATTACK_KINDS = ("resize", "blur", "noise", "jpeg")
+MAX_RESIZE = 4.0  # larger factors only blow memory up (Table 3 goes down to 0.25, never up)
 
 # Table 3's rows in the paper's order (the "None" row is the clean run).
 TABLE3_ATTACKS = ("resize:0.78", "resize:0.25", "blur:3", "blur:5", "noise:3", "noise:5", "jpeg:50", "jpeg:100")
@@ -60,7 +63,8 @@ def parse_attack(spec: str | Attack) -> Attack:
     """``"KIND:VALUE"`` -> Attack; a bad spec raises ValueError naming the valid kinds and ranges."""
     if isinstance(spec, Attack):
         return spec
-    help_text = ("expected 'KIND:VALUE' with KIND one of resize (factor > 0), blur (odd kernel size >= 1), "
+    help_text = (f"expected 'KIND:VALUE' with KIND one of resize (factor in (0, {MAX_RESIZE:g}]), "
+                 "blur (odd kernel size >= 1), "
                  "noise (std >= 0 on the 0-255 scale), jpeg (quality 0..100), e.g. 'jpeg:50'")
     if not isinstance(spec, str) or spec.count(":") != 1:
         raise ValueError(f"bad attack {spec!r}; {help_text}")
@@ -72,9 +76,11 @@ def parse_attack(spec: str | Attack) -> Attack:
         value = float(text)
     except ValueError:
         raise ValueError(f"bad attack value {text!r} in {spec!r}; {help_text}") from None
+    if not math.isfinite(value):
+        raise ValueError(f"attack value {text!r} in {spec!r} must be a finite number; {help_text}")
     integral = value.is_integer()
-    if kind == "resize" and not value > 0:
-        raise ValueError(f"resize factor {value:g} in {spec!r} must be > 0")
+    if kind == "resize" and not 0 < value <= MAX_RESIZE:
+        raise ValueError(f"resize factor {value:g} in {spec!r} must be > 0 and <= {MAX_RESIZE:g}")
     if kind == "blur" and not (integral and value >= 1 and int(value) % 2 == 1):
         raise ValueError(f"blur kernel size {text} in {spec!r} must be an odd integer >= 1")
     if kind == "noise" and not value >= 0:

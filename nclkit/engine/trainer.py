@@ -8,6 +8,11 @@ scaler where bf16 is missing); on a CPU bf16 autocast where it has native bf16 i
 single-device run; under `torchrun` the same code runs DistributedDataParallel (NCCL on GPUs, gloo on
 CPUs). Checkpoints are written atomically every epoch; `resume=True` continues exactly from
 `last.pt`. The best epoch is chosen on the "val" split, never on "test".
+
+Nothing goes silently wrong: the manifest is validated and every file's header read before the
+model is built; a non-finite loss stops training at once (TrainingDiverged) and no checkpoint with
+non-finite weights is ever written; a run folder is never replaced without `overwrite=True`; the
+log is written after the checkpoint it describes.
 """
 from __future__ import annotations
 
@@ -21,18 +26,27 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.distributed as dist
 from torch import nn
 from torch.utils.data import DataLoader
 
-from ..data import ManifestDataset, read_manifest
+from ..data import ManifestDataset, read_manifest, scan_records
 from ..models import build_model
 from ..ncl import NCLCriterion
 from ..presets import Config
 from . import distributed as dist_utils
-from .checkpoint import check_compatible, read_checkpoint, rng_state, save_checkpoint, set_rng_state
+from .checkpoint import (
+    check_compatible, check_finite_weights, check_resumable, nonfinite_tensors, read_checkpoint, rng_state,
+    save_checkpoint, set_rng_state,
+)
+from .outputs import last_checkpoint_note, prepare_run_dir
 
-__all__ = ["train", "LossModel", "poly_lambda", "autocast_dtype", "precision_name", "cpu_has_native_bf16", "build_optimization",
-           "training_step", "train_one_epoch"]
+__all__ = ["train", "TrainingDiverged", "LossModel", "poly_lambda", "autocast_dtype", "precision_name",
+           "cpu_has_native_bf16", "build_optimization", "training_step", "train_one_epoch"]
+
+
+class TrainingDiverged(FloatingPointError):
+    """The loss or the weights became NaN or infinite; the message says where and what to try."""
 
 
 class LossModel(nn.Module):
@@ -95,10 +109,26 @@ def build_optimization(model: nn.Module, cfg: Config, device: torch.device, tota
     return optimizer, scheduler, scaler, amp_dtype
 
 
+def _finite_on_every_rank(total: torch.Tensor) -> bool:
+    """True when the loss is finite here and, under DDP, in every process (so all stop together)."""
+    ok = torch.isfinite(total.detach()).all()
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        flag = ok.to(torch.float32).reshape(1)
+        dist.all_reduce(flag, op=dist.ReduceOp.MIN)
+        ok = flag[0] > 0
+    return bool(ok)  # one host sync per step: the price of stopping before the weights are touched
+
+
 def training_step(forward, optimizer, scheduler, scaler, amp_dtype, image, mask, valid):
-    """One optimisation step of eq. 9 (or a Table 5 variant); returns the loss and its detached terms."""
+    """One optimisation step of eq. 9 (or a Table 5 variant); returns the loss and its detached terms.
+
+    Raises TrainingDiverged, before any gradient is applied, when the loss is not finite.
+    """
     with torch.autocast(image.device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
         total, terms = forward(image, mask, valid)
+    if not _finite_on_every_rank(total):
+        values = {"loss": total.detach(), **terms}
+        raise TrainingDiverged("non-finite loss (" + ", ".join(f"{k}={float(v):.4g}" for k, v in values.items()) + ")")
     optimizer.zero_grad(set_to_none=True)
     scaler.scale(total).backward()
     scaler.step(optimizer)
@@ -175,6 +205,8 @@ def train(
     progress: bool = True,
     tensorboard: bool = False,
     stop_after_epochs: int | None = None,
+    overwrite: bool = False,
+    allow_changes: bool = False,
 ) -> dict[str, Any]:
     """Train NCL (or a Table 5 variant) on the manifest's "train" split; writes best.pt, last.pt, log.jsonl.
 
@@ -184,15 +216,22 @@ def train(
         out_dir: run folder; `config.json`, `log.jsonl`, `last.pt`, `best.pt` go there.
         resume: continue from out_dir/last.pt (model, optimiser, schedule, scaler, RNG, step).
         stop_after_epochs: end this call after that many epochs (an interruption, for tests and budgets).
+        overwrite: replace a run already in out_dir (without it, or resume, such a folder is refused).
+        allow_changes: let a resumed run continue with a config that differs from its checkpoint's.
 
     Returns:
         a summary dict (epochs, steps, train seconds, best validation metrics, paths).
+    Raises:
+        DataError: a bad manifest record or file (all files' headers are read before training starts).
+        TrainingDiverged: the loss or the weights became non-finite (nothing non-finite is saved).
+        ValueError: out_dir holds a run and neither resume nor overwrite was given, or a changed config on resume.
     """
+    if cfg.epochs < 1:
+        raise ValueError(f"epochs={cfg.epochs}; expected >= 1")
     world = dist_utils.setup(device)
     device = world.device
     out_dir = Path(out_dir)
-    if world.is_main:
-        out_dir.mkdir(parents=True, exist_ok=True)
+    prepare_run_dir(out_dir, resume=resume, overwrite=overwrite, main_process=world.is_main)
     _seed_everything(cfg.seed + world.rank)
 
     train_records = read_manifest(manifest, split="train")
@@ -202,6 +241,8 @@ def train(
             raise ValueError(f"{manifest}: train_authentic=False leaves no tampered image in 'train'")
     # Model selection reads pixel F1/AUC only, which authentic images do not enter: skip predicting them.
     val_records = [r for r in read_manifest(manifest) if r.split == "val" and r.label == 1]
+    scan_records(train_records)  # a bad file fails now, not when its batch comes
+    scan_records(val_records, decode=True)  # validation would first decode them after a whole epoch
     if not val_records and world.is_main:
         warnings.warn(f"{manifest} has no tampered image in split 'val': best.pt will be the last epoch (never selected on 'test')")
     dataset = ManifestDataset(train_records, cfg, train=True, cache=cfg.cache_images)
@@ -227,6 +268,8 @@ def train(
             raise FileNotFoundError(f"--resume: no checkpoint at {last_path}; start without --resume")
         state = read_checkpoint(last_path)
         check_compatible(state["config"], cfg, last_path)
+        check_resumable(state, cfg, last_path, allow_changes=allow_changes)
+        check_finite_weights(state["model"], last_path)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
@@ -234,6 +277,8 @@ def train(
         start_epoch, step, best = state["epoch"], state["step"], state["best"]
         history, trained_s = list(state["history"]), float(state["train_seconds"])
         set_rng_state(state["rng"])
+        if world.is_main:  # the log says exactly what the checkpoint holds (a failed save may have left more)
+            _rewrite_log(out_dir, history)
     if world.is_main:
         (out_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
 
@@ -244,7 +289,10 @@ def train(
             image = image.contiguous(memory_format=torch.channels_last)
         mask = batch["mask"].to(device, non_blocking=True)
         valid = batch["valid"].to(device, non_blocking=True)
-        total, terms = training_step(wrapped, optimizer, scheduler, scaler, amp_dtype, image, mask, valid)
+        try:
+            total, terms = training_step(wrapped, optimizer, scheduler, scaler, amp_dtype, image, mask, valid)
+        except TrainingDiverged as err:
+            raise TrainingDiverged(f"at step {step + 1}: {err}") from None
         step += 1
         return {"loss": total.detach(), **terms}
 
@@ -258,19 +306,29 @@ def train(
         t0 = time.perf_counter()
         loader = _loader(dataset, cfg, epoch, device, world)
         time_left = (lambda: budget - trained_s - (time.perf_counter() - t0)) if budget > 0 else (lambda: 1.0)
-        terms, n_images, stopped_early = train_one_epoch(step_fn, loader, epoch, progress and world.is_main, time_left)
+        try:
+            terms, n_images, stopped_early = train_one_epoch(step_fn, loader, epoch, progress and world.is_main,
+                                                             time_left)
+            bad = nonfinite_tensors(model.state_dict())
+            if bad:
+                raise TrainingDiverged(f"by step {step}: the weights became non-finite "
+                                       f"({', '.join(bad[:3])}{' ...' if len(bad) > 3 else ''})")
+        except TrainingDiverged as err:
+            raise _diverged(err, epoch, out_dir, cfg) from None
         epoch_s = time.perf_counter() - t0
         trained_s += epoch_s
         row = {"epoch": epoch + 1, "step": step, "lr": scheduler.get_last_lr()[0], "seconds": round(epoch_s, 3),
                "images_per_s": round(n_images * world.size / max(epoch_s, 1e-9), 2), **terms}
         is_last = epoch + 1 == cfg.epochs or stopped_early
         if val_records and world.is_main and ((epoch + 1) % cfg.val_every == 0 or is_last):
-            row.update(_validate(model, val_records, device, progress=False))
+            try:
+                row.update(_validate(model, val_records, device, progress=False))
+            except FloatingPointError as err:  # finite weights can still be too large to compute with
+                raise _diverged(f"by step {step}: validation failed: {err}", epoch, out_dir, cfg) from None
         history.append(row)
         # Model selection on "val" only; without a val split, best.pt is simply the latest epoch.
         improved = world.is_main and ("val_pixel_f1" in row and _score(row) > best if val_records else True)
         if world.is_main:
-            _log(out_dir, row, writer)
             state = {
                 "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(),
@@ -282,6 +340,7 @@ def train(
                 best = state["best"]
                 save_checkpoint(state, best_path)
             save_checkpoint(state, last_path)
+            _log(out_dir, row, writer)  # after the checkpoint: the log never runs ahead of last.pt
         dist_utils.barrier(world)
         if stopped_early:
             break
@@ -290,7 +349,8 @@ def train(
         "epochs_done": history[-1]["epoch"] if history else start_epoch,
         "steps": step, "train_seconds": round(trained_s, 2), "stopped_by_time_budget": stopped_early,
         "best_val": max((h for h in history if "val_pixel_f1" in h), key=_score, default=None),
-        "last": str(last_path), "best_checkpoint": str(best_path), "world_size": world.size,
+        "last": str(last_path) if last_path.is_file() else None,
+        "best_checkpoint": str(best_path) if best_path.is_file() else None, "world_size": world.size,
         "ranks_agree": dist_utils.ranks_agree(model, world),
     }
     if world.is_main:
@@ -308,6 +368,17 @@ def _log(out_dir: Path, row: dict[str, Any], writer) -> None:
         for k, v in row.items():
             if isinstance(v, (int, float)) and k not in ("epoch", "step"):
                 writer.add_scalar(k, v, row["step"])
+
+
+def _diverged(err, epoch: int, out_dir: Path, cfg: Config) -> TrainingDiverged:
+    return TrainingDiverged(f"training diverged in epoch {epoch + 1} {err}; {last_checkpoint_note(out_dir)}; "
+                            f"try a lower learning rate (lr={cfg.lr:g})")
+
+
+def _rewrite_log(out_dir: Path, history: list[dict[str, Any]]) -> None:
+    tmp = out_dir / "log.jsonl.tmp"
+    tmp.write_text("".join(json.dumps(row) + "\n" for row in history))
+    tmp.replace(out_dir / "log.jsonl")
 
 
 def _tensorboard(out_dir: Path):

@@ -5,7 +5,10 @@ Each `prepare_X(root, out) -> Path` reads the dataset folder `root`, writes the 
 """
 from __future__ import annotations
 
+import sys
 from typing import Callable
+
+from ..errors import DataError
 
 from .casia import prepare_casia1, prepare_casia2
 from .columbia import columbia_mask_from_edgemask, prepare_columbia
@@ -46,4 +49,8 @@ def script_main(name: str, argv: list[str] | None = None) -> None:
     parser.add_argument("--root", required=True, help="the dataset folder in its published layout")
     parser.add_argument("--out", required=True, help="manifest .jsonl path, or a folder for manifest.jsonl")
     args = parser.parse_args(argv)
-    print(get_preparer(name)(args.root, args.out))
+    try:
+        print(get_preparer(name)(args.root, args.out))
+    except DataError as err:  # a user's data problem: one line, not a traceback
+        print(f"{parser.prog}: error: {err}", file=sys.stderr)
+        raise SystemExit(2) from None

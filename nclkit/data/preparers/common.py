@@ -26,6 +26,10 @@ def manifest_paths(out: str | os.PathLike, name: str) -> tuple[Path, Path]:
     Returns (manifest path, folder for files the preparer derives, e.g. converted masks).
     """
     out = Path(out)
+    if out.suffix and out.suffix != ".jsonl" and not out.is_dir():
+        # e.g. `--out x.json`: a file was meant, and a folder named x.json would surprise.
+        raise DataError(f"{out}: a manifest file must end in .jsonl; or name a folder for manifest.jsonl "
+                        "(create it first if its name has a dot)")
     manifest = out if out.suffix == ".jsonl" else out / "manifest.jsonl"
     return manifest, manifest.parent / f"{name}_derived"
 

@@ -49,6 +49,10 @@ def prepare_nist16(root: str | os.PathLike, out: str | os.PathLike) -> Path:
         rows = list(reader)
     records, seen = [], set()
     for lineno, row in enumerate(rows, start=2):
+        if any(row.get(c) is None for c in _COLUMNS):  # csv leaves the fields of a short row as None
+            n = sum(v is not None for k, v in row.items() if k is not None)
+            raise DataError(f"{ref}: line {lineno} has {n} fields, expected {len(reader.fieldnames)}; "
+                            "is the row cut short?")
         probe = row["ProbeFileName"].strip()
         if not probe or probe in seen:
             continue

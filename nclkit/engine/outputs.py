@@ -1,0 +1,72 @@
+"""Output folders, checked before any work starts: writable, and a finished run never silently replaced."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+__all__ = ["RUN_FILES", "ensure_writable_dir", "prepare_run_dir", "last_checkpoint_note"]
+
+# The files that make a folder a run: finding any of them means earlier work would be lost.
+RUN_FILES = ("last.pt", "best.pt", "log.jsonl", "summary.json")
+# What a run also writes, removed with it by `overwrite`.
+_ALSO_REMOVED = ("config.json", "tensorboard")
+
+
+def ensure_writable_dir(folder: str | os.PathLike, what: str = "--out") -> Path:
+    """Create `folder` if needed and prove it takes a file; ValueError naming it otherwise."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(f"{what} {folder}: is a file, not a folder; choose another folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".nclkit-write-test-"):
+            pass
+    except OSError as err:
+        raise ValueError(f"{what} {folder}: cannot write there ({err.strerror or type(err).__name__}); "
+                         "choose another folder") from None
+    return folder
+
+
+def prepare_run_dir(out_dir: str | os.PathLike, resume: bool, overwrite: bool, main_process: bool = True) -> Path:
+    """Make `out_dir` ready for a run: refuse to replace an earlier run unless told, drop stale .tmp files.
+
+    Args:
+        resume: the run continues from out_dir/last.pt, so the folder is meant to hold one.
+        overwrite: delete an earlier run's files first.
+        main_process: False in the other DDP processes: they check the same (and fail alike) but delete nothing.
+    Raises:
+        ValueError: the folder holds a run and neither flag was given, both were given, or it is not writable.
+    """
+    if resume and overwrite:
+        raise ValueError("--resume continues the run in --out and --overwrite deletes it: choose one")
+    out_dir = ensure_writable_dir(out_dir)
+    held = [name for name in RUN_FILES if (out_dir / name).exists()]
+    if held and not resume and not overwrite:
+        raise ValueError(f"{out_dir} already holds a run ({', '.join(held)}); continue it with --resume, "
+                         "or start over with --overwrite (deletes it)")
+    if not main_process:
+        return out_dir
+    if held and not resume:
+        for name in RUN_FILES + _ALSO_REMOVED:
+            target = out_dir / name
+            if target.is_dir():
+                shutil.rmtree(target)
+            else:
+                target.unlink(missing_ok=True)
+    for stale in out_dir.glob("*.tmp"):  # left by a crash mid-save: never a valid file
+        stale.unlink(missing_ok=True)
+    return out_dir
+
+
+def last_checkpoint_note(run_dir: str | os.PathLike) -> str:
+    """Where a run's last checkpoint is and its epoch (from the log, written after it), for messages."""
+    last = Path(run_dir) / "last.pt"
+    if not last.is_file():
+        return "no checkpoint was written"
+    log = last.parent / "log.jsonl"
+    rows = log.read_text().splitlines() if log.is_file() else []
+    epoch = json.loads(rows[-1]).get("epoch") if rows else None
+    return f"the last checkpoint is {last}" + (f" (epoch {epoch})" if epoch else "")
