@@ -130,7 +130,8 @@ def load_model(path: str | Path, device: str | torch.device = "cpu", cfg: Config
     from ..models import build_model
 
     state = read_checkpoint(path)
-    missing = [k for k in MODEL_KEYS if k not in state["config"]]
+    # Keys added later get their older reading (upgrade_dict); any other missing key is an error.
+    missing = [k for k in MODEL_KEYS if k not in upgrade_dict(state["config"])]
     if missing:
         raise ValueError(f"checkpoint {path}: its config lacks {missing} (written by another nclkit version?)")
     saved = Config.from_dict(state["config"])
