@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import os
 import re
-import warnings
 import zipfile
 from collections import Counter
 from pathlib import Path
@@ -40,7 +39,7 @@ from xml.etree import ElementTree
 
 from ..errors import DataError
 from ..manifest import PROTOCOLS, Record
-from .common import finish, hash_fraction, hash_split, list_images, manifest_paths, mis_sized
+from .common import finish, hash_fraction, hash_split, list_images, manifest_paths, mis_sized, warn_left_out
 
 __all__ = ["prepare_casia1", "prepare_casia2", "read_name_corrections", "casia1_photo_ids",
            "casia1_groups", "grouped_split", "CASIA1_PROTOCOLS"]
@@ -199,13 +198,8 @@ def grouped_split(groups: dict[str, str], tampered: set[str]) -> dict[str, str]:
 
 
 def _warn_excluded(name: str, unpaired: list[str], bad_size: list[str], gt: Path) -> None:
-    parts = []
-    if unpaired:
-        parts.append(f"{len(unpaired)} tampered image(s) with no mask in {gt.name}: {unpaired}")
-    if bad_size:
-        parts.append(f"{len(bad_size)} whose mask size differs from the image (HxW): " + "; ".join(bad_size))
-    if parts:
-        warnings.warn(f"{name}: excluded " + "; and ".join(parts), stacklevel=3)
+    text = f"{len(unpaired)} tampered image(s) with no mask in {gt.name}: {unpaired}" if unpaired else None
+    warn_left_out(f"{name}: excluded", text, bad_size, stacklevel=4)
 
 
 def prepare_casia2(root: str | os.PathLike, out: str | os.PathLike) -> Path:

@@ -17,7 +17,7 @@ from ..io import IMAGE_SUFFIXES, image_hw
 from ..manifest import Record, validate_manifest, write_manifest
 
 __all__ = ["manifest_paths", "hash_fraction", "hash_split", "list_images", "require_dirs",
-           "mis_sized", "drop_mis_sized", "write_binary_mask", "finish", "extract_archive"]
+           "mis_sized", "warn_left_out", "drop_mis_sized", "write_binary_mask", "finish", "extract_archive"]
 
 
 def manifest_paths(out: str | os.PathLike, name: str) -> tuple[Path, Path]:
@@ -75,6 +75,16 @@ def mis_sized(records: list[Record]) -> tuple[list[Record], list[str]]:
                 continue
         kept.append(r)
     return kept, bad
+
+
+def warn_left_out(prefix: str, unpaired: str | None, bad_size: list[str], stacklevel: int = 3) -> None:
+    """One warning naming every file left out: `unpaired` describes the images without a mask
+    (None if there are none), `bad_size` lists those whose mask size differs (from `mis_sized`)."""
+    parts = [unpaired] if unpaired else []
+    if bad_size:
+        parts.append(f"{len(bad_size)} whose mask size differs from the image (HxW): " + "; ".join(bad_size))
+    if parts:
+        warnings.warn(f"{prefix} " + "; and ".join(parts), stacklevel=stacklevel + 1)
 
 
 def drop_mis_sized(records: list[Record], dataset: str) -> list[Record]:

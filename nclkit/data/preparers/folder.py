@@ -15,12 +15,11 @@ from __future__ import annotations
 
 import os
 import re
-import warnings
 from pathlib import Path
 
 from ..errors import DataError
 from ..manifest import Record, validate_manifest
-from .common import list_images, mis_sized
+from .common import list_images, mis_sized, warn_left_out
 
 __all__ = ["folder_records", "MASK_TAGS"]
 
@@ -68,12 +67,7 @@ def folder_records(images: str | os.PathLike, masks: str | os.PathLike,
                            id=f"{dataset}/authentic/{p.relative_to(authentic).with_suffix('').as_posix()}")
                     for p in list_images(authentic, recursive=True)]
     records, bad_size = mis_sized(records)
-    problems = []
-    if unpaired:
-        problems.append(f"{len(unpaired)} image(s) without a mask in {masks}: {unpaired}")
-    if bad_size:
-        problems.append(f"{len(bad_size)} whose mask size differs from the image (HxW): " + "; ".join(bad_size))
-    if problems:
-        warnings.warn(f"{images}: left out " + "; and ".join(problems), stacklevel=2)
+    text = f"{len(unpaired)} image(s) without a mask in {masks}: {unpaired}" if unpaired else None
+    warn_left_out(f"{images}: left out", text, bad_size, stacklevel=2)
     validate_manifest(records, check_files=False)
     return records
