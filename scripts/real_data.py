@@ -24,15 +24,13 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
-from nclkit.data import describe_data, load_mask, read_manifest
+from nclkit.data import describe_data, read_manifest
 from nclkit.engine import evaluate, load_model, train
 from nclkit.engine.distributed import pick_device
-from nclkit.engine.evaluator import json_safe
+from nclkit.engine.evaluator import all_tampered_f1, json_safe
 from nclkit.engine.trainer import precision_name
-from nclkit.metrics import nan_mean, pixel_f1
 from nclkit.presets import PRESETS, apply_overrides, get_config
 
 VARIANTS = ("base", "pivot", "full")
@@ -59,12 +57,6 @@ def cpu_description() -> str:
 
 def device_name(device: torch.device) -> str:
     return torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_description()
-
-
-def all_tampered_f1(records) -> float:
-    """Per-image F1 of calling every pixel tampered: the reference a trained model must beat."""
-    return nan_mean([pixel_f1(np.ones(m.shape, np.float32), m)
-                     for m in (load_mask(r.mask) for r in records if r.mask is not None)])
 
 
 def score(checkpoint: Path, records, device) -> dict:

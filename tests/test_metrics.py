@@ -141,7 +141,7 @@ def test_image_level_metrics():
 
 
 def test_public_import_path_is_nclkit_metrics():
-    """Issue 4's interface: nclkit.metrics.pixel_f1 / pixel_auc on one (H, W) image, a Python float back."""
+    """The public interface: nclkit.metrics.pixel_f1 / pixel_auc on one (H, W) image, a Python float back."""
     import nclkit
     from nclkit import metrics
 

@@ -64,7 +64,7 @@ def test_coverage_real(tmp_path):
     assert sum(r.label == 1 for r in recs) == 100 - len(COVERAGE_MIS_SIZED)
     assert not any(f"coverage/{n}t" in ids for n in COVERAGE_MIS_SIZED)
     tampered = Counter(r.split for r in recs if r.label == 1)
-    assert tampered == {"train": 60, "val": 7, "test": 24}  # 67 train+val / 24 test, as in ANCHORS.md
+    assert tampered == {"train": 60, "val": 7, "test": 24}  # 67 train+val / 24 test tampered images
     assert all(int(r.id.split("/")[1].rstrip("t")) > 75 for r in recs if r.split == "test")
 
 

@@ -24,7 +24,7 @@ from . import metrics as M
 from .predict import predict_probability
 from .robustness import apply_attack, parse_attack
 
-__all__ = ["evaluate", "write_report", "save_prediction_figure", "load_sample", "json_safe"]
+__all__ = ["evaluate", "write_report", "save_prediction_figure", "load_sample", "all_tampered_f1", "json_safe"]
 
 
 def load_sample(record: Any) -> tuple[np.ndarray, np.ndarray | None]:
@@ -38,6 +38,15 @@ def load_sample(record: Any) -> tuple[np.ndarray, np.ndarray | None]:
     image = load_image(record.image)
     mask = None if record.mask is None else load_mask(record.mask, expected_hw=image.shape[:2])
     return image, mask
+
+
+def all_tampered_f1(records: Sequence[Any]) -> float:
+    """Per-image F1 of calling every pixel tampered (2p / (1 + p) for a tampered share p), averaged
+    over the tampered records: the reference a trained model's `pixel_f1` must beat."""
+    from nclkit.data import load_mask
+
+    return M.nan_mean([M.pixel_f1(np.ones(m.shape, np.float32), m)
+                       for m in (load_mask(r.mask) for r in records if r.mask is not None)])
 
 
 def _resize_prob(prob: np.ndarray, hw: tuple[int, int]) -> np.ndarray:

@@ -123,7 +123,8 @@ def _pair_casia1(images: list[Path], masks: dict[str, Path], corrections: dict[s
     pairs, how = [], Counter()
 
     def by_serial(stem: str) -> str | None:
-        hits = [m for m in free if _serial(m) is not None and _serial(m) == _serial(stem)]
+        key = _serial(stem)
+        hits = [] if key is None else [m for m in free if _serial(m) == key]
         return hits[0] if len(hits) == 1 else None
 
     rules = (("exact", lambda s: s), ("correction list", corrections.get),
