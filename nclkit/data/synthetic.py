@@ -5,8 +5,8 @@ scikit-image's bundled photos and textures into many distinct backgrounds, then 
 by splicing, copy-move or removal (inpainting) inside random ellipses, polygons or blobs
 covering about 3-35 % of the image. The forged region carries a processing trace that
 differs from its surroundings (re-JPEG at another quality, blur, noise, resampling), and the
-whole image may be JPEG'd again at quality 80-100 (the generator nclkit's design asks for:
-this is the kind of set a plain DeepLabV3+ learns from traces). Authentic images get the
+whole image may be JPEG'd again at quality 80-100 (the
+kind of set a plain DeepLabV3+ learns from traces). Authentic images get the
 same global processing so that global statistics do not give the label away.
 
 Files: out_dir/images/<id>.png (lossless store of the final, possibly JPEG'd, image),
