@@ -33,6 +33,7 @@ class Config:
     name: str = "paper"
     # --- model (paper §3.1, §4) ---
     encoder: str = "resnet101"            # paper §3.1: ResNet-101 with atrous convolution
+    encoder_width: int = 64               # block 1's channels (64 in the ResNet paper; narrower: ResNet-10/18/34 only)
     output_stride: int = 8                # paper §4: "The outputstride is set to 8"
     aspp_rates: tuple[int, ...] = (12, 24, 36)  # paper §4: rates 1, 12, 24, 36; "1" is the 1x1 branch
     aspp_channels: int = 256              # DeepLabV3+ standard

@@ -21,7 +21,7 @@ __all__ = ["save_checkpoint", "read_checkpoint", "load_model", "rng_state", "set
 
 # Config keys that change the network's parameters or what its blocks return: a checkpoint cannot be
 # loaded (or a run resumed) across these.
-MODEL_KEYS = ("encoder", "output_stride", "block1", "aspp_rates", "aspp_channels", "low_level_channels",
+MODEL_KEYS = ("encoder", "encoder_width", "output_stride", "block1", "aspp_rates", "aspp_channels", "low_level_channels",
               "decoder_channels", "aux_before_upsampling", "pivot_block")
 
 # Config keys a resumed run may change without altering what it computes (speed, budgets, logging).

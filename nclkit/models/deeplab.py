@@ -160,7 +160,7 @@ class IMLModel(nn.Module):
     def __init__(self, cfg: Config) -> None:
         super().__init__()
         self.cfg = cfg
-        self.encoder = get_encoder(cfg.encoder, cfg.output_stride, block1=cfg.block1)
+        self.encoder = get_encoder(cfg.encoder, cfg.output_stride, block1=cfg.block1, width=cfg.encoder_width)
         channels = self.encoder.channels
         self.aspp = ASPP(channels[4], cfg.aspp_channels, cfg.aspp_rates)
         self.decoder = DeepLabV3PlusDecoder(

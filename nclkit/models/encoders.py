@@ -66,6 +66,28 @@ def _dilate_basic_layer(layer: nn.Sequential, dilation_in: int, dilation_out: in
         _set_conv(block.conv2, stride=1, dilation=dilation_out)
 
 
+def _rebuild_narrow(net: tvm.ResNet, width: int) -> None:
+    """Give a BasicBlock ResNet `width` channels in stage 1 (64 in the ResNet paper), doubling per
+    stage as there; weights initialised as torchvision initialises them (zero-init residual)."""
+    depths = [len(layer) for layer in (net.layer1, net.layer2, net.layer3, net.layer4)]
+    net.inplanes = width
+    net.conv1 = nn.Conv2d(3, width, kernel_size=7, stride=2, padding=3, bias=False)
+    net.bn1 = nn.BatchNorm2d(width)
+    net.layer1 = net._make_layer(BasicBlock, width, depths[0])
+    net.layer2 = net._make_layer(BasicBlock, 2 * width, depths[1], stride=2)
+    net.layer3 = net._make_layer(BasicBlock, 4 * width, depths[2], stride=2)
+    net.layer4 = net._make_layer(BasicBlock, 8 * width, depths[3], stride=2)
+    for m in net.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+    for m in net.modules():
+        if isinstance(m, BasicBlock):
+            nn.init.zeros_(m.bn2.weight)
+
+
 class ResNetEncoder(nn.Module):
     """A torchvision ResNet (random init) cut into the five blocks of the paper.
 
@@ -76,12 +98,14 @@ class ResNetEncoder(nn.Module):
         output_stride: 8, 16 or 32; 16 dilates layer4, 8 dilates layer3 and layer4.
         block1: "conv1" (block 1 ends before the max-pool, stride 2) or "maxpool" (after it, stride 4).
             The parameters are the same either way, so a checkpoint loads under both readings.
+        width: channels of block 1 (64 in the ResNet paper), doubled by each later stage; other
+            widths for the BasicBlock ResNets only (a narrower ResNet-10 is the quick preset's encoder).
 
     Shape:
         x: (B, 3, H, W) -> list of 5 maps (B, channels[i], ~H/strides[i], ~W/strides[i]).
     """
 
-    def __init__(self, depth: int, output_stride: int = 8, block1: str = "conv1") -> None:
+    def __init__(self, depth: int, output_stride: int = 8, block1: str = "conv1", width: int = 64) -> None:
         super().__init__()
         if block1 not in BLOCK1_READINGS:
             raise ValueError(f"block1={block1!r}; expected one of {BLOCK1_READINGS}")
@@ -91,8 +115,10 @@ class ResNetEncoder(nn.Module):
             raise ValueError(f"ResNet depth={depth}; expected one of {sorted(builders)}")
         if output_stride not in OUTPUT_STRIDES:
             raise ValueError(f"output_stride={output_stride}; expected one of {OUTPUT_STRIDES}")
-        dilate = [False, output_stride <= 8, output_stride <= 16]  # layer2, layer3, layer4
         bottleneck = depth >= 50
+        if width != 64 and (bottleneck or width < 8):
+            raise ValueError(f"width={width}; a ResNet-{depth} has width 64 (other widths: ResNet-10/18/34, >= 8)")
+        dilate = [False, output_stride <= 8, output_stride <= 16]  # layer2, layer3, layer4
         # Kaiming (fan_out) convs, BN 1/0, last BN of each residual branch zeroed: a from-scratch
         # ResNet starts as (near) identity blocks, which trains more stably without pre-training.
         kwargs = {"zero_init_residual": True}
@@ -100,6 +126,8 @@ class ResNetEncoder(nn.Module):
             net = builders[depth](replace_stride_with_dilation=dilate, **kwargs)
         else:  # torchvision's BasicBlock raises on dilation > 1: dilate it ourselves
             net = builders[depth](**kwargs)
+            if width != 64:
+                _rebuild_narrow(net, width)
             dilation = 1
             for layer, flag in zip((net.layer2, net.layer3, net.layer4), dilate):
                 if flag:
@@ -109,8 +137,8 @@ class ResNetEncoder(nn.Module):
         self.maxpool = net.maxpool  # no parameters: it ends block 1 or opens block 2, as `block1` says
         self.layer1, self.layer2, self.layer3 = net.layer1, net.layer2, net.layer3
         self.layer4 = net.layer4
-        width = 4 if bottleneck else 1  # Bottleneck expansion
-        self.channels = (64, 64 * width, 128 * width, 256 * width, 512 * width)
+        expansion = 4 if bottleneck else 1  # Bottleneck expansion
+        self.channels = (width, width * expansion, 2 * width * expansion, 4 * width * expansion, 8 * width * expansion)
         self.strides = (2 if block1 == "conv1" else 4, 4, 8, min(16, output_stride), output_stride)
         self.output_stride = output_stride
         self.block1 = block1
@@ -174,14 +202,19 @@ ENCODERS: dict[str, Callable[..., nn.Module]] = {
 }
 
 
-def get_encoder(name: str, output_stride: int = 8, block1: str = "conv1") -> nn.Module:
+def get_encoder(name: str, output_stride: int = 8, block1: str = "conv1", width: int = 64) -> nn.Module:
     """Encoder `name`, from scratch: forward gives 5 block features; has `.channels`, `.strides`.
 
     Args:
         name: one of ENCODERS (resnet10, resnet18, resnet34, resnet50, resnet101, swin_t).
         output_stride: 8, 16 or 32 (paper §4: 8). swin_t is always 32.
         block1: "conv1" (ResNet's stage 1, stride 2) or "maxpool" (stride 4); swin_t ignores it.
+        width: block 1's channels for ResNet-10/18/34 (64 = the standard network); swin_t: 64 only.
     """
     if name not in ENCODERS:
         raise ValueError(f"unknown encoder {name!r}; expected one of {sorted(ENCODERS)}")
+    if name.startswith("resnet"):
+        return ENCODERS[name](output_stride, block1=block1, width=width)
+    if width != 64:
+        raise ValueError(f"width={width}: {name} has a fixed width (use 64)")
     return ENCODERS[name](output_stride, block1=block1)
