@@ -58,9 +58,22 @@ def source_hash() -> str:
     return h.hexdigest()[:10]
 
 
+# Where Colab mounts Google Drive when the learner asks it to (nclkit never mounts it).
+COLAB_DRIVE = Path("/content/drive/MyDrive")
+
+
 def cache_dir() -> Path:
-    """Where notebooks share data and checkpoints (NCLKIT_CACHE, else ~/.cache/nclkit/course)."""
-    root = Path(os.environ.get("NCLKIT_CACHE", Path.home() / ".cache" / "nclkit" / "course"))
+    """Where notebooks share data and checkpoints.
+
+    NCLKIT_CACHE if set; else, on Colab with Google Drive mounted, MyDrive/nclkit_cache (it survives
+    runtime resets); else ~/.cache/nclkit/course.
+    """
+    if os.environ.get("NCLKIT_CACHE"):
+        root = Path(os.environ["NCLKIT_CACHE"])
+    elif in_colab() and COLAB_DRIVE.is_dir():
+        root = COLAB_DRIVE / "nclkit_cache"
+    else:
+        root = Path.home() / ".cache" / "nclkit" / "course"
     root.mkdir(parents=True, exist_ok=True)
     return root
 
