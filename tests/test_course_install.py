@@ -100,11 +100,11 @@ def test_cache_dir_env_then_drive_then_home(monkeypatch, tmp_path):
 
 def _build(source: Path, dist: Path) -> tuple[Path, Path]:
     """Wheel and sdist through setuptools' own build backend: no download, no build isolation."""
-    code = ("import sys; from setuptools import build_meta as b; "
-            "print(b.build_wheel(sys.argv[1])); print(b.build_sdist(sys.argv[1]))")
-    names = subprocess.run([sys.executable, "-c", code, str(dist)], cwd=source, check=True,
-                           capture_output=True, text=True).stdout.split()[-2:]
-    return dist / names[0], dist / names[1]
+    for hook in ("build_wheel", "build_sdist"):
+        code = f"import sys; from setuptools import build_meta; build_meta.{hook}(sys.argv[1])"
+        subprocess.run([sys.executable, "-c", code, str(dist)], cwd=source, check=True, capture_output=True)
+    (wheel,), (sdist,) = dist.glob("*.whl"), dist.glob("*.tar.gz")
+    return wheel, sdist
 
 
 @pytest.mark.slow
