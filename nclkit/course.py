@@ -20,7 +20,8 @@ import torch
 from .presets import Config, get_config
 
 __all__ = ["Profile", "device_profile", "in_colab", "cache_dir", "synthetic_manifest", "coverage_root",
-           "coverage_manifest", "casia1_root", "casia1_manifest", "course_data", "trained_checkpoint", "source_hash"]
+           "coverage_manifest", "casia1_root", "casia1_manifest", "course_data", "trained_checkpoint",
+           "train_or_reuse", "TrainedRun", "run_progress", "source_hash"]
 
 
 @dataclass
@@ -57,6 +58,10 @@ def source_hash() -> str:
         h.update(path.read_bytes())
     return h.hexdigest()[:10]
 
+
+# Epochs of the course's own runs at the quick scale (no GPU, or NCLKIT_QUICK=1): about a minute on
+# 2 cores for the synthetic set; 3 epochs left the maps untrained.
+QUICK_EPOCHS = 10
 
 # Where Colab mounts Google Drive when the learner asks it to (nclkit never mounts it).
 COLAB_DRIVE = Path("/content/drive/MyDrive")
@@ -154,9 +159,43 @@ def course_data(profile: Profile | None = None) -> tuple[Path, str, str]:
             "the built-in synthetic forgeries (no real benchmark found: set NCLKIT_CASIA1 to a CASIA v1.0 folder)")
 
 
-def trained_checkpoint(manifest: str | Path | None = None, variant: str = "full", preset: str | None = None,
-                       epochs: int | None = None, **overrides: Any) -> Path:
-    """Path to a checkpoint trained with these settings: from the cache if there, else trained now."""
+@dataclass
+class TrainedRun:
+    """What `train_or_reuse` found and did."""
+    checkpoint: Path     # best.pt of the run
+    run: Path            # the run folder in the course cache
+    outcome: str         # "reused", "resumed" or "trained"
+    resumed_from: int    # epochs already done when this call started (0 unless resumed)
+    epochs: int          # epochs the run is meant to have
+    message: str         # one line saying which happened
+
+
+def run_progress(run: Path, epochs: int) -> tuple[str, int]:
+    """("complete" | "interrupted" | "new", epochs done) of a run folder meant to train `epochs` epochs.
+
+    Complete only when the trainer wrote its summary for all `epochs` without stopping early: best.pt
+    is written during a run, so its presence alone says nothing about whether the run finished.
+    """
+    summary_path = run / "summary.json"
+    if summary_path.is_file() and (run / "best.pt").is_file():
+        summary = json.loads(summary_path.read_text())
+        if summary.get("epochs_done") == epochs and not summary.get("stopped_by_time_budget"):
+            return "complete", epochs
+    last = run / "last.pt"
+    if last.is_file():
+        # mmap: read the epoch counter without loading the weights and optimiser into memory
+        state = torch.load(last, map_location="cpu", weights_only=True, mmap=True)
+        return "interrupted", int(state["epoch"])
+    return "new", 0
+
+
+def train_or_reuse(manifest: str | Path | None = None, variant: str = "full", preset: str | None = None,
+                   epochs: int | None = None, **overrides: Any) -> TrainedRun:
+    """A run trained with these settings: reused if complete, else resumed from its last epoch, else trained now.
+
+    The run folder's name hashes the config, the manifest and nclkit's source, so only a run with
+    exactly these settings is ever reused or resumed.
+    """
     from .engine.trainer import train
 
     profile = device_profile()
@@ -164,18 +203,47 @@ def trained_checkpoint(manifest: str | Path | None = None, variant: str = "full"
     if epochs is not None:
         cfg = cfg.replace(epochs=epochs)
     elif profile.quick:
-        cfg = cfg.replace(epochs=10)  # about a minute on 2 cores; 3 epochs left the maps untrained
+        cfg = cfg.replace(epochs=QUICK_EPOCHS)
     manifest = Path(manifest) if manifest is not None else synthetic_manifest()
     key = hashlib.sha1(json.dumps([cfg.to_dict(), str(manifest), source_hash()], sort_keys=True).encode()).hexdigest()[:12]
     run = cache_dir() / "runs" / f"{cfg.name}_{variant}_{key}"
     best = run / "best.pt"
-    if best.is_file():
-        print(f"loaded the checkpoint trained earlier: {best}")
-        return best
-    print(f"no checkpoint for these settings yet: training {cfg.name}/{variant} for {cfg.epochs} epochs on {profile.device_name} ...")
+
+    state, done = run_progress(run, cfg.epochs)
+    if state == "complete":
+        message = f"reused a complete run ({cfg.epochs} epochs): {best}"
+        print(message)
+        return TrainedRun(best, run, "reused", cfg.epochs, cfg.epochs, message)
+
     # Progress bars on a GPU run; at the quick scale (CI, laptops) the per-epoch prints are enough.
-    summary = train(cfg, manifest, run, device=profile.device, progress=not profile.quick)
+    progress = not profile.quick
+    if state == "interrupted":
+        print(f"resuming an interrupted run of {cfg.name}/{variant} from epoch {done} of {cfg.epochs} "
+              f"on {profile.device_name} ...")
+        train_cfg = cfg
+        if cfg.max_train_seconds > 0:
+            # A run its time budget stopped gets a fresh budget now: resuming with the spent one would stop at once.
+            spent = float(torch.load(run / "last.pt", map_location="cpu", weights_only=True, mmap=True)["train_seconds"])
+            train_cfg = cfg.replace(max_train_seconds=spent + cfg.max_train_seconds)
+        summary = train(train_cfg, manifest, run, resume=True, device=profile.device, progress=progress)
+        outcome, message = "resumed", f"resumed an interrupted run from epoch {done} of {cfg.epochs}"
+    else:
+        print(f"no run with these settings yet: training {cfg.name}/{variant} from scratch for {cfg.epochs} "
+              f"epochs on {profile.device_name} ...")
+        # overwrite: a folder without last.pt holds at most the start of a run that never finished an epoch
+        summary = train(cfg, manifest, run, device=profile.device, progress=progress, overwrite=True)
+        outcome, message = "trained", f"trained from scratch ({cfg.epochs} epochs)"
     if summary["stopped_by_time_budget"]:
-        print(f"note: training stopped at its {cfg.max_train_seconds:.0f} s budget after {summary['epochs_done']} "
-              f"of {cfg.epochs} epochs (a busy machine?); delete {run} to train again")
-    return best
+        message += (f"; stopped by its {cfg.max_train_seconds:.0f} s time budget after {summary['epochs_done']} "
+                    f"of {cfg.epochs} epochs (a busy machine?): the next call resumes it")
+    print(f"{message}: {best}")
+    return TrainedRun(best, run, outcome, done, cfg.epochs, message)
+
+
+def trained_checkpoint(manifest: str | Path | None = None, variant: str = "full", preset: str | None = None,
+                       epochs: int | None = None, **overrides: Any) -> Path:
+    """Path to best.pt of a run with these settings: reused if complete, else resumed, else trained now.
+
+    It prints which of the three happened (see `train_or_reuse`).
+    """
+    return train_or_reuse(manifest, variant, preset, epochs, **overrides).checkpoint

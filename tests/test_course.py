@@ -39,3 +39,51 @@ def test_casia1_found_through_the_environment(no_real_data, monkeypatch):
     records = read_manifest(manifest)
     assert {r.protocol for r in records} == {"grouped"} and {r.split for r in records} == {"train", "val", "test"}
     assert course.casia1_manifest() == manifest  # prepared once, then reused from the cache
+
+
+# Load-else-train: a run is reused only when it finished, resumed when it did not.
+TINY = dict(preset="quick", epochs=2, crop_size=32, batch_size=4, num_workers=0, eval_max_side=32)
+
+
+def test_run_progress_trusts_only_a_finished_summary(tmp_path):
+    import json
+
+    import torch
+
+    run = tmp_path / "run"
+    run.mkdir()
+    assert course.run_progress(run, 2) == ("new", 0)
+    (run / "best.pt").write_bytes(b"written mid-run")
+    torch.save({"epoch": 1, "train_seconds": 3.0}, run / "last.pt")
+    assert course.run_progress(run, 2) == ("interrupted", 1), "best.pt alone does not make a run complete"
+    summary = {"epochs_done": 2, "stopped_by_time_budget": True}
+    (run / "summary.json").write_text(json.dumps(summary))
+    assert course.run_progress(run, 2) == ("interrupted", 1), "a run its time budget stopped is not complete"
+    (run / "summary.json").write_text(json.dumps({**summary, "epochs_done": 1, "stopped_by_time_budget": False}))
+    assert course.run_progress(run, 2) == ("interrupted", 1), "a run that ended early is not complete"
+    (run / "summary.json").write_text(json.dumps({**summary, "stopped_by_time_budget": False}))
+    assert course.run_progress(run, 2) == ("complete", 2)
+
+
+def test_trained_then_reused(no_real_data, tiny_manifest, capsys):
+    first = course.train_or_reuse(tiny_manifest, **TINY)
+    assert first.outcome == "trained" and first.checkpoint.is_file() and "from scratch" in first.message
+    again = course.train_or_reuse(tiny_manifest, **TINY)
+    assert (again.outcome, again.checkpoint) == ("reused", first.checkpoint)
+    assert "reused a complete run" in capsys.readouterr().out
+
+
+def test_interrupted_run_is_resumed_not_reused(no_real_data, tiny_manifest, monkeypatch, capsys):
+    from nclkit.engine import trainer
+
+    original = trainer.train
+    monkeypatch.setattr(trainer, "train", lambda *a, **k: original(*a, **k, stop_after_epochs=1))
+    cut = course.train_or_reuse(tiny_manifest, **TINY)  # the session ended after one of two epochs
+    assert course.run_progress(cut.run, 2) == ("interrupted", 1) and cut.checkpoint.is_file()
+    monkeypatch.setattr(trainer, "train", original)
+    resumed = course.train_or_reuse(tiny_manifest, **TINY)
+    assert (resumed.outcome, resumed.resumed_from, resumed.run) == ("resumed", 1, cut.run)
+    assert "resumed an interrupted run from epoch 1 of 2" in capsys.readouterr().out
+    assert course.run_progress(cut.run, 2) == ("complete", 2)
+    assert course.train_or_reuse(tiny_manifest, **TINY).outcome == "reused"
+    assert course.trained_checkpoint(tiny_manifest, **TINY) == cut.checkpoint
