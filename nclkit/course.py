@@ -98,10 +98,11 @@ def synthetic_manifest(num: int | None = None, size: int = 128, seed: int = 0) -
 
 
 def _dataset_root(env: str, name: str, required: tuple[str, ...]) -> Path | None:
-    """A dataset folder from the environment variable `env`, or shared/data/<name> beside the repository."""
+    """A dataset folder: the environment variable `env`, shared/data/<name> beside the repository, or the cache's."""
     candidates = [os.environ.get(env)]
     here = Path.cwd().resolve()
     candidates += [str(p / "shared" / "data" / name) for p in [here, *here.parents]]
+    candidates.append(str(cache_dir() / name))  # where the course fetches a benchmark (`nclkit fetch`)
     for c in candidates:
         if c and all((Path(c) / sub).is_dir() for sub in required):
             return Path(c)
@@ -113,9 +114,19 @@ def coverage_root() -> Path | None:
     return _dataset_root("NCLKIT_COVERAGE", "COVERAGE", ("image", "mask"))
 
 
-def casia1_root() -> Path | None:
-    """CASIA v1.0's folder (published layout) if present: NCLKIT_CASIA1, or ../shared/data/CASIA1."""
-    return _dataset_root("NCLKIT_CASIA1", "CASIA1", ("Sp", "CASIA 1.0 groundtruth"))
+def casia1_root(fetch_on_colab: bool = False) -> Path | None:
+    """CASIA v1.0's folder (published layout) if present: NCLKIT_CASIA1, ../shared/data/CASIA1, or the cache's.
+
+    With fetch_on_colab, on Colab only, a missing CASIA v1 is downloaded into the course cache and checked
+    file by file (`nclkit fetch casia1`, about 80 MB); nothing is ever downloaded anywhere else.
+    """
+    root = _dataset_root("NCLKIT_CASIA1", "CASIA1", ("Sp", "CASIA 1.0 groundtruth"))
+    if root is None and fetch_on_colab and in_colab():
+        from .data.fetch import fetch
+
+        print("CASIA v1.0 is not in this runtime: fetching it from its public copies into the course cache ...")
+        root = fetch("casia1", cache_dir() / "CASIA1")
+    return root
 
 
 def _prepared(name: str, root: Path | None, **kwargs: Any) -> Path | None:
@@ -135,20 +146,20 @@ def coverage_manifest() -> Path | None:
     return _prepared("coverage", coverage_root())
 
 
-def casia1_manifest(protocol: str = "grouped") -> Path | None:
+def casia1_manifest(protocol: str = "grouped", fetch_on_colab: bool = False) -> Path | None:
     """A CASIA v1 manifest (default: nclkit's own split grouped by source photo) when present, else None."""
-    return _prepared("casia1", casia1_root(), protocol=protocol)
+    return _prepared("casia1", casia1_root(fetch_on_colab), protocol=protocol)
 
 
 def course_data(profile: Profile | None = None) -> tuple[Path, str, str]:
     """The data the course trains its main model on (notebooks 05 and 06), its preset, and which it is.
 
-    Real forgeries first: CASIA v1.0 on nclkit's own grouped split where it is on this machine
-    (the `real` preset on a CPU, `paper` on a GPU); else, on a GPU, COVERAGE with the paper's
-    75/25 split; else the built-in synthetic set with the profile's preset.
+    Real forgeries first: CASIA v1.0 on nclkit's own grouped split where it is on this machine, or on
+    Colab, where it is fetched when missing (the `real` preset on a CPU, `paper` on a GPU); else, on a
+    GPU, COVERAGE with the paper's 75/25 split; else the built-in synthetic set with the profile's preset.
     """
     profile = profile or device_profile()
-    casia = casia1_manifest()
+    casia = casia1_manifest(fetch_on_colab=True)
     if casia is not None:
         return (casia, "real" if profile.quick else "paper",
                 "CASIA v1.0: real splices and copy-moves, nclkit's own split grouped by source photo")

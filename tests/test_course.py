@@ -87,3 +87,24 @@ def test_interrupted_run_is_resumed_not_reused(no_real_data, tiny_manifest, monk
     assert course.run_progress(cut.run, 2) == ("complete", 2)
     assert course.train_or_reuse(tiny_manifest, **TINY).outcome == "reused"
     assert course.trained_checkpoint(tiny_manifest, **TINY) == cut.checkpoint
+
+
+def test_casia1_is_fetched_on_colab_only(no_real_data, monkeypatch):
+    from nclkit.data import fetch as fetch_module
+
+    calls = []
+
+    def fake_fetch(name, out):
+        calls.append((name, out))
+        return out
+
+    monkeypatch.setattr(fetch_module, "fetch", fake_fetch)
+    assert course.casia1_root(fetch_on_colab=True) is None and calls == []  # not on Colab: never
+    monkeypatch.setattr(course, "in_colab", lambda: True)
+    assert course.casia1_root() is None and calls == []  # only when asked
+    assert course.casia1_root(fetch_on_colab=True) == course.cache_dir() / "CASIA1"
+    assert calls == [("casia1", course.cache_dir() / "CASIA1")]
+    # A copy fetched earlier into the cache is found without fetching again.
+    (course.cache_dir() / "CASIA1" / "Sp").mkdir(parents=True)
+    (course.cache_dir() / "CASIA1" / "CASIA 1.0 groundtruth").mkdir()
+    assert course.casia1_root(fetch_on_colab=True) == course.cache_dir() / "CASIA1" and len(calls) == 1

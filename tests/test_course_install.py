@@ -120,7 +120,7 @@ def test_wheel_and_sdist_install_and_run_notebook_00(tmp_path):
     import zipfile
 
     in_wheel = set(zipfile.ZipFile(wheel).namelist())
-    assert "nclkit/course.py" in in_wheel
+    assert "nclkit/course.py" in in_wheel and "nclkit/data/checksums/casia1.sha256" in in_wheel
     with tarfile.open(sdist) as tar:
         assert any(n.endswith("/pyproject.toml") for n in tar.getnames())
     meta = zipfile.ZipFile(wheel).read(next(n for n in in_wheel if n.endswith(".dist-info/METADATA"))).decode()
