@@ -108,3 +108,25 @@ def test_casia1_is_fetched_on_colab_only(no_real_data, monkeypatch):
     (course.cache_dir() / "CASIA1" / "Sp").mkdir(parents=True)
     (course.cache_dir() / "CASIA1" / "CASIA 1.0 groundtruth").mkdir()
     assert course.casia1_root(fetch_on_colab=True) == course.cache_dir() / "CASIA1" and len(calls) == 1
+
+
+def test_exercise_checker_never_raises(capsys):
+    import torch.nn.functional as F
+
+    def untouched(logits, mask, contour, mu):
+        ...  # the learner's placeholder
+
+    def right(logits, mask, contour, mu):
+        bce = F.binary_cross_entropy_with_logits(logits, mask, reduction="none")
+        return mu * bce[contour].mean() + (1 - mu) * bce.mean()
+
+    def swapped(logits, mask, contour, mu):
+        return right(logits, mask, contour, 1 - mu)
+
+    def broken(logits, mask, contour, mu):
+        raise KeyError("oops")
+
+    assert not course.check_pc_loss(untouched) and "not solved yet" in capsys.readouterr().out
+    assert course.check_pc_loss(right) and "solved" in capsys.readouterr().out
+    assert not course.check_pc_loss(swapped) and "not yet" in capsys.readouterr().out
+    assert not course.check_pc_loss(broken) and "KeyError" in capsys.readouterr().out
