@@ -1,4 +1,4 @@
-"""Command line: `nclkit train | eval | predict | prepare | synth | report`, each with --help.
+"""Command line: `nclkit train | eval | predict | prepare | synth | fetch | report`, each with --help.
 
 Errors a user can cause (a missing file, an unreadable image, an empty manifest, a checkpoint of
 another preset, an unwritable --out, a diverged run) end with one clear line on stderr and exit
@@ -265,7 +265,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--size", type=int, default=128, help="image side in px (default 128, the quick preset's crop)")
     p.set_defaults(func=cmd_synth)
+
+    p = sub.add_parser("fetch", help="download a real benchmark from its public copies and check every file")
+    p.add_argument("name", choices=["casia1"], help="casia1: CASIA v1.0 with Pham et al.'s ground truth")
+    p.add_argument("--out", required=True, help="the dataset folder to create (published layout)")
+    p.add_argument("--archive", action="append", default=[], metavar="SOURCE=ZIP",
+                   help="use a zip downloaded by hand instead of downloading it (casia1: images=, groundtruth=)")
+    p.set_defaults(func=cmd_fetch)
     return parser
+
+
+def cmd_fetch(args) -> int:
+    from .data.fetch import fetch
+
+    pairs = [a.split("=", 1) for a in args.archive]
+    if any(len(pair) != 2 for pair in pairs):
+        raise ValueError(f"--archive {args.archive}: expected SOURCE=ZIP")
+    fetch(args.name, args.out, archives=dict(pairs))
+    return 0
 
 
 def _one_line(err: BaseException) -> str:

@@ -20,7 +20,8 @@ import torch
 from .presets import Config, get_config
 
 __all__ = ["Profile", "device_profile", "in_colab", "cache_dir", "synthetic_manifest", "coverage_root",
-           "coverage_manifest", "casia1_root", "casia1_manifest", "course_data", "trained_checkpoint", "source_hash"]
+           "coverage_manifest", "casia1_root", "casia1_manifest", "course_data", "trained_checkpoint",
+           "train_or_reuse", "TrainedRun", "run_progress", "source_hash", "check_function", "check_pc_loss"]
 
 
 @dataclass
@@ -58,9 +59,26 @@ def source_hash() -> str:
     return h.hexdigest()[:10]
 
 
+# Epochs of the course's own runs at the quick scale (no GPU, or NCLKIT_QUICK=1): about a minute on
+# 2 cores for the synthetic set; 3 epochs left the maps untrained.
+QUICK_EPOCHS = 10
+
+# Where Colab mounts Google Drive when the learner asks it to (nclkit never mounts it).
+COLAB_DRIVE = Path("/content/drive/MyDrive")
+
+
 def cache_dir() -> Path:
-    """Where notebooks share data and checkpoints (NCLKIT_CACHE, else ~/.cache/nclkit/course)."""
-    root = Path(os.environ.get("NCLKIT_CACHE", Path.home() / ".cache" / "nclkit" / "course"))
+    """Where notebooks share data and checkpoints.
+
+    NCLKIT_CACHE if set; else, on Colab with Google Drive mounted, MyDrive/nclkit_cache (it survives
+    runtime resets); else ~/.cache/nclkit/course.
+    """
+    if os.environ.get("NCLKIT_CACHE"):
+        root = Path(os.environ["NCLKIT_CACHE"])
+    elif in_colab() and COLAB_DRIVE.is_dir():
+        root = COLAB_DRIVE / "nclkit_cache"
+    else:
+        root = Path.home() / ".cache" / "nclkit" / "course"
     root.mkdir(parents=True, exist_ok=True)
     return root
 
@@ -80,10 +98,11 @@ def synthetic_manifest(num: int | None = None, size: int = 128, seed: int = 0) -
 
 
 def _dataset_root(env: str, name: str, required: tuple[str, ...]) -> Path | None:
-    """A dataset folder from the environment variable `env`, or shared/data/<name> beside the repository."""
+    """A dataset folder: the environment variable `env`, shared/data/<name> beside the repository, or the cache's."""
     candidates = [os.environ.get(env)]
     here = Path.cwd().resolve()
     candidates += [str(p / "shared" / "data" / name) for p in [here, *here.parents]]
+    candidates.append(str(cache_dir() / name))  # where the course fetches a benchmark (`nclkit fetch`)
     for c in candidates:
         if c and all((Path(c) / sub).is_dir() for sub in required):
             return Path(c)
@@ -95,9 +114,19 @@ def coverage_root() -> Path | None:
     return _dataset_root("NCLKIT_COVERAGE", "COVERAGE", ("image", "mask"))
 
 
-def casia1_root() -> Path | None:
-    """CASIA v1.0's folder (published layout) if present: NCLKIT_CASIA1, or ../shared/data/CASIA1."""
-    return _dataset_root("NCLKIT_CASIA1", "CASIA1", ("Sp", "CASIA 1.0 groundtruth"))
+def casia1_root(fetch_on_colab: bool = False) -> Path | None:
+    """CASIA v1.0's folder (published layout) if present: NCLKIT_CASIA1, ../shared/data/CASIA1, or the cache's.
+
+    With fetch_on_colab, on Colab only, a missing CASIA v1 is downloaded into the course cache and checked
+    file by file (`nclkit fetch casia1`, about 80 MB); nothing is ever downloaded anywhere else.
+    """
+    root = _dataset_root("NCLKIT_CASIA1", "CASIA1", ("Sp", "CASIA 1.0 groundtruth"))
+    if root is None and fetch_on_colab and in_colab():
+        from .data.fetch import fetch
+
+        print("CASIA v1.0 is not in this runtime: fetching it from its public copies into the course cache ...")
+        root = fetch("casia1", cache_dir() / "CASIA1")
+    return root
 
 
 def _prepared(name: str, root: Path | None, **kwargs: Any) -> Path | None:
@@ -117,20 +146,20 @@ def coverage_manifest() -> Path | None:
     return _prepared("coverage", coverage_root())
 
 
-def casia1_manifest(protocol: str = "grouped") -> Path | None:
+def casia1_manifest(protocol: str = "grouped", fetch_on_colab: bool = False) -> Path | None:
     """A CASIA v1 manifest (default: nclkit's own split grouped by source photo) when present, else None."""
-    return _prepared("casia1", casia1_root(), protocol=protocol)
+    return _prepared("casia1", casia1_root(fetch_on_colab), protocol=protocol)
 
 
 def course_data(profile: Profile | None = None) -> tuple[Path, str, str]:
     """The data the course trains its main model on (notebooks 05 and 06), its preset, and which it is.
 
-    Real forgeries first: CASIA v1.0 on nclkit's own grouped split where it is on this machine
-    (the `real` preset on a CPU, `paper` on a GPU); else, on a GPU, COVERAGE with the paper's
-    75/25 split; else the built-in synthetic set with the profile's preset.
+    Real forgeries first: CASIA v1.0 on nclkit's own grouped split where it is on this machine, or on
+    Colab, where it is fetched when missing (the `real` preset on a CPU, `paper` on a GPU); else, on a
+    GPU, COVERAGE with the paper's 75/25 split; else the built-in synthetic set with the profile's preset.
     """
     profile = profile or device_profile()
-    casia = casia1_manifest()
+    casia = casia1_manifest(fetch_on_colab=True)
     if casia is not None:
         return (casia, "real" if profile.quick else "paper",
                 "CASIA v1.0: real splices and copy-moves, nclkit's own split grouped by source photo")
@@ -141,9 +170,43 @@ def course_data(profile: Profile | None = None) -> tuple[Path, str, str]:
             "the built-in synthetic forgeries (no real benchmark found: set NCLKIT_CASIA1 to a CASIA v1.0 folder)")
 
 
-def trained_checkpoint(manifest: str | Path | None = None, variant: str = "full", preset: str | None = None,
-                       epochs: int | None = None, **overrides: Any) -> Path:
-    """Path to a checkpoint trained with these settings: from the cache if there, else trained now."""
+@dataclass
+class TrainedRun:
+    """What `train_or_reuse` found and did."""
+    checkpoint: Path     # best.pt of the run
+    run: Path            # the run folder in the course cache
+    outcome: str         # "reused", "resumed" or "trained"
+    resumed_from: int    # epochs already done when this call started (0 unless resumed)
+    epochs: int          # epochs the run is meant to have
+    message: str         # one line saying which happened
+
+
+def run_progress(run: Path, epochs: int) -> tuple[str, int]:
+    """("complete" | "interrupted" | "new", epochs done) of a run folder meant to train `epochs` epochs.
+
+    Complete only when the trainer wrote its summary for all `epochs` without stopping early: best.pt
+    is written during a run, so its presence alone says nothing about whether the run finished.
+    """
+    summary_path = run / "summary.json"
+    if summary_path.is_file() and (run / "best.pt").is_file():
+        summary = json.loads(summary_path.read_text())
+        if summary.get("epochs_done") == epochs and not summary.get("stopped_by_time_budget"):
+            return "complete", epochs
+    last = run / "last.pt"
+    if last.is_file():
+        # mmap: read the epoch counter without loading the weights and optimiser into memory
+        state = torch.load(last, map_location="cpu", weights_only=True, mmap=True)
+        return "interrupted", int(state["epoch"])
+    return "new", 0
+
+
+def train_or_reuse(manifest: str | Path | None = None, variant: str = "full", preset: str | None = None,
+                   epochs: int | None = None, **overrides: Any) -> TrainedRun:
+    """A run trained with these settings: reused if complete, else resumed from its last epoch, else trained now.
+
+    The run folder's name hashes the config, the manifest and nclkit's source, so only a run with
+    exactly these settings is ever reused or resumed.
+    """
     from .engine.trainer import train
 
     profile = device_profile()
@@ -151,18 +214,87 @@ def trained_checkpoint(manifest: str | Path | None = None, variant: str = "full"
     if epochs is not None:
         cfg = cfg.replace(epochs=epochs)
     elif profile.quick:
-        cfg = cfg.replace(epochs=10)  # about a minute on 2 cores; 3 epochs left the maps untrained
+        cfg = cfg.replace(epochs=QUICK_EPOCHS)
     manifest = Path(manifest) if manifest is not None else synthetic_manifest()
     key = hashlib.sha1(json.dumps([cfg.to_dict(), str(manifest), source_hash()], sort_keys=True).encode()).hexdigest()[:12]
     run = cache_dir() / "runs" / f"{cfg.name}_{variant}_{key}"
     best = run / "best.pt"
-    if best.is_file():
-        print(f"loaded the checkpoint trained earlier: {best}")
-        return best
-    print(f"no checkpoint for these settings yet: training {cfg.name}/{variant} for {cfg.epochs} epochs on {profile.device_name} ...")
+
+    state, done = run_progress(run, cfg.epochs)
+    if state == "complete":
+        message = f"reused a complete run ({cfg.epochs} epochs): {best}"
+        print(message)
+        return TrainedRun(best, run, "reused", cfg.epochs, cfg.epochs, message)
+
     # Progress bars on a GPU run; at the quick scale (CI, laptops) the per-epoch prints are enough.
-    summary = train(cfg, manifest, run, device=profile.device, progress=not profile.quick)
+    progress = not profile.quick
+    if state == "interrupted":
+        print(f"resuming an interrupted run of {cfg.name}/{variant} from epoch {done} of {cfg.epochs} "
+              f"on {profile.device_name} ...")
+        train_cfg = cfg
+        if cfg.max_train_seconds > 0:
+            # A run its time budget stopped gets a fresh budget now: resuming with the spent one would stop at once.
+            spent = float(torch.load(run / "last.pt", map_location="cpu", weights_only=True, mmap=True)["train_seconds"])
+            train_cfg = cfg.replace(max_train_seconds=spent + cfg.max_train_seconds)
+        summary = train(train_cfg, manifest, run, resume=True, device=profile.device, progress=progress)
+        outcome, message = "resumed", f"resumed an interrupted run from epoch {done} of {cfg.epochs}"
+    else:
+        print(f"no run with these settings yet: training {cfg.name}/{variant} from scratch for {cfg.epochs} "
+              f"epochs on {profile.device_name} ...")
+        # overwrite: a folder without last.pt holds at most the start of a run that never finished an epoch
+        summary = train(cfg, manifest, run, device=profile.device, progress=progress, overwrite=True)
+        outcome, message = "trained", f"trained from scratch ({cfg.epochs} epochs)"
     if summary["stopped_by_time_budget"]:
-        print(f"note: training stopped at its {cfg.max_train_seconds:.0f} s budget after {summary['epochs_done']} "
-              f"of {cfg.epochs} epochs (a busy machine?); delete {run} to train again")
-    return best
+        message += (f"; stopped by its {cfg.max_train_seconds:.0f} s time budget after {summary['epochs_done']} "
+                    f"of {cfg.epochs} epochs (a busy machine?): the next call resumes it")
+    print(f"{message}: {best}")
+    return TrainedRun(best, run, outcome, done, cfg.epochs, message)
+
+
+def trained_checkpoint(manifest: str | Path | None = None, variant: str = "full", preset: str | None = None,
+                       epochs: int | None = None, **overrides: Any) -> Path:
+    """Path to best.pt of a run with these settings: reused if complete, else resumed, else trained now.
+
+    It prints which of the three happened (see `train_or_reuse`).
+    """
+    return train_or_reuse(manifest, variant, preset, epochs, **overrides).checkpoint
+
+
+def check_function(candidate: Any, reference: Any, cases: list[tuple], name: str, atol: float = 1e-5) -> bool:
+    """Compare a learner's function with nclkit's on `cases` (argument tuples); print the verdict, never raise.
+
+    An untouched exercise (its body raises NotImplementedError or returns None) prints "not solved yet",
+    so a notebook left unsolved still runs from top to bottom.
+    """
+    for args in cases:
+        try:
+            got = candidate(*args)
+        except NotImplementedError:
+            got = None
+        except Exception as err:  # noqa: BLE001 - a learner's bug is reported, not raised
+            print(f"{name}: your function raised {type(err).__name__}: {err}")
+            return False
+        if got is None:
+            print(f"{name}: not solved yet")
+            return False
+        want = reference(*args)
+        got = torch.as_tensor(got, dtype=torch.float64)
+        if got.shape != want.shape or not torch.allclose(got, want.double(), atol=atol, rtol=1e-4):
+            print(f"{name}: not yet: expected {want.tolist() if want.numel() < 5 else tuple(want.shape)}, "
+                  f"got {got.tolist() if got.numel() < 5 else tuple(got.shape)}")
+            return False
+    print(f"{name}: solved, it matches nclkit on {len(cases)} cases")
+    return True
+
+
+def check_pc_loss(candidate: Any) -> bool:
+    """Exercise of notebook 04: candidate(logits, mask, contour, mu) must equal eq. 8 as `nclkit.pc_loss` computes it."""
+    from .ncl.pc_loss import pc_loss
+
+    gen = torch.Generator().manual_seed(0)
+    cases = []
+    for mu in (0.9, 0.5):
+        mask = (torch.rand(2, 1, 16, 16, generator=gen) > 0.6).float()
+        contour = torch.rand(2, 1, 16, 16, generator=gen) > 0.8
+        cases.append((torch.randn(2, 1, 16, 16, generator=gen), mask, contour, mu))
+    return check_function(candidate, lambda *a: pc_loss(*a).detach(), cases, "eq. 8")

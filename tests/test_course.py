@@ -39,3 +39,94 @@ def test_casia1_found_through_the_environment(no_real_data, monkeypatch):
     records = read_manifest(manifest)
     assert {r.protocol for r in records} == {"grouped"} and {r.split for r in records} == {"train", "val", "test"}
     assert course.casia1_manifest() == manifest  # prepared once, then reused from the cache
+
+
+# Load-else-train: a run is reused only when it finished, resumed when it did not.
+TINY = dict(preset="quick", epochs=2, crop_size=32, batch_size=4, num_workers=0, eval_max_side=32)
+
+
+def test_run_progress_trusts_only_a_finished_summary(tmp_path):
+    import json
+
+    import torch
+
+    run = tmp_path / "run"
+    run.mkdir()
+    assert course.run_progress(run, 2) == ("new", 0)
+    (run / "best.pt").write_bytes(b"written mid-run")
+    torch.save({"epoch": 1, "train_seconds": 3.0}, run / "last.pt")
+    assert course.run_progress(run, 2) == ("interrupted", 1), "best.pt alone does not make a run complete"
+    summary = {"epochs_done": 2, "stopped_by_time_budget": True}
+    (run / "summary.json").write_text(json.dumps(summary))
+    assert course.run_progress(run, 2) == ("interrupted", 1), "a run its time budget stopped is not complete"
+    (run / "summary.json").write_text(json.dumps({**summary, "epochs_done": 1, "stopped_by_time_budget": False}))
+    assert course.run_progress(run, 2) == ("interrupted", 1), "a run that ended early is not complete"
+    (run / "summary.json").write_text(json.dumps({**summary, "stopped_by_time_budget": False}))
+    assert course.run_progress(run, 2) == ("complete", 2)
+
+
+def test_trained_then_reused(no_real_data, tiny_manifest, capsys):
+    first = course.train_or_reuse(tiny_manifest, **TINY)
+    assert first.outcome == "trained" and first.checkpoint.is_file() and "from scratch" in first.message
+    again = course.train_or_reuse(tiny_manifest, **TINY)
+    assert (again.outcome, again.checkpoint) == ("reused", first.checkpoint)
+    assert "reused a complete run" in capsys.readouterr().out
+
+
+def test_interrupted_run_is_resumed_not_reused(no_real_data, tiny_manifest, monkeypatch, capsys):
+    from nclkit.engine import trainer
+
+    original = trainer.train
+    monkeypatch.setattr(trainer, "train", lambda *a, **k: original(*a, **k, stop_after_epochs=1))
+    cut = course.train_or_reuse(tiny_manifest, **TINY)  # the session ended after one of two epochs
+    assert course.run_progress(cut.run, 2) == ("interrupted", 1) and cut.checkpoint.is_file()
+    monkeypatch.setattr(trainer, "train", original)
+    resumed = course.train_or_reuse(tiny_manifest, **TINY)
+    assert (resumed.outcome, resumed.resumed_from, resumed.run) == ("resumed", 1, cut.run)
+    assert "resumed an interrupted run from epoch 1 of 2" in capsys.readouterr().out
+    assert course.run_progress(cut.run, 2) == ("complete", 2)
+    assert course.train_or_reuse(tiny_manifest, **TINY).outcome == "reused"
+    assert course.trained_checkpoint(tiny_manifest, **TINY) == cut.checkpoint
+
+
+def test_casia1_is_fetched_on_colab_only(no_real_data, monkeypatch):
+    from nclkit.data import fetch as fetch_module
+
+    calls = []
+
+    def fake_fetch(name, out):
+        calls.append((name, out))
+        return out
+
+    monkeypatch.setattr(fetch_module, "fetch", fake_fetch)
+    assert course.casia1_root(fetch_on_colab=True) is None and calls == []  # not on Colab: never
+    monkeypatch.setattr(course, "in_colab", lambda: True)
+    assert course.casia1_root() is None and calls == []  # only when asked
+    assert course.casia1_root(fetch_on_colab=True) == course.cache_dir() / "CASIA1"
+    assert calls == [("casia1", course.cache_dir() / "CASIA1")]
+    # A copy fetched earlier into the cache is found without fetching again.
+    (course.cache_dir() / "CASIA1" / "Sp").mkdir(parents=True)
+    (course.cache_dir() / "CASIA1" / "CASIA 1.0 groundtruth").mkdir()
+    assert course.casia1_root(fetch_on_colab=True) == course.cache_dir() / "CASIA1" and len(calls) == 1
+
+
+def test_exercise_checker_never_raises(capsys):
+    import torch.nn.functional as F
+
+    def untouched(logits, mask, contour, mu):
+        ...  # the learner's placeholder
+
+    def right(logits, mask, contour, mu):
+        bce = F.binary_cross_entropy_with_logits(logits, mask, reduction="none")
+        return mu * bce[contour].mean() + (1 - mu) * bce.mean()
+
+    def swapped(logits, mask, contour, mu):
+        return right(logits, mask, contour, 1 - mu)
+
+    def broken(logits, mask, contour, mu):
+        raise KeyError("oops")
+
+    assert not course.check_pc_loss(untouched) and "not solved yet" in capsys.readouterr().out
+    assert course.check_pc_loss(right) and "solved" in capsys.readouterr().out
+    assert not course.check_pc_loss(swapped) and "not yet" in capsys.readouterr().out
+    assert not course.check_pc_loss(broken) and "KeyError" in capsys.readouterr().out
