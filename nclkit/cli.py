@@ -1,4 +1,4 @@
-"""Command line: `nclkit train | eval | predict | prepare | synth | report`, each with --help.
+"""Command line: `nclkit train | eval | robustness | predict | prepare | synth`, each with --help.
 
 Errors a user can cause (a missing file, an unreadable image, an empty manifest, a checkpoint of
 another preset, an unwritable --out, a diverged run) end with one clear line on stderr and exit

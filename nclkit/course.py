@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,7 @@ import torch
 
 from .presets import Config, get_config
 
-__all__ = ["Profile", "device_profile", "in_colab", "cache_dir", "synthetic_manifest", "coverage_root",
+__all__ = ["Profile", "device_profile", "cache_dir", "synthetic_manifest", "coverage_root",
            "coverage_manifest", "casia1_root", "casia1_manifest", "course_data", "trained_checkpoint", "source_hash"]
 
 
@@ -33,10 +32,6 @@ class Profile:
     def __str__(self) -> str:
         scale = "quick (small model, synthetic data, minutes on a CPU)" if self.quick else "paper (ResNet-101, 512 px)"
         return f"device: {self.device_name} | scale: {scale} | preset: {self.preset}"
-
-
-def in_colab() -> bool:
-    return "google.colab" in sys.modules
 
 
 def device_profile() -> Profile:

@@ -1,4 +1,4 @@
-"""Evaluate a model on manifest records with an explicit, stated protocol (DESIGN.md §2).
+"""Evaluate a model on manifest records with an explicit, stated protocol (docs/evaluation.md).
 
 Default protocol, written into every result's ``protocol`` entry and report header:
 pixel F1 at threshold 0.5 (``prob > 0.5``) and tie-aware AUC, computed per tampered image at its
