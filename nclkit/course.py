@@ -16,6 +16,10 @@ from typing import Any
 
 import torch
 
+from .data.preparers import PREPARERS
+from .data.synthetic import make_synthetic
+from .engine.devices import device_name, pick_device
+from .engine.trainer import train
 from .presets import Config, get_config
 
 __all__ = ["Profile", "device_profile", "cache_dir", "synthetic_manifest", "coverage_root",
@@ -37,12 +41,9 @@ class Profile:
 def device_profile() -> Profile:
     """GPU if present; the quick scale when there is none or NCLKIT_QUICK=1 is set."""
     quick_env = os.environ.get("NCLKIT_QUICK", "") not in ("", "0", "false", "False")
-    if torch.cuda.is_available():
-        device, name = torch.device("cuda"), torch.cuda.get_device_name(0)
-    else:
-        device, name = torch.device("cpu"), f"CPU ({os.cpu_count()} cores)"
+    device = pick_device("cuda" if torch.cuda.is_available() else "cpu")
     quick = quick_env or device.type != "cuda"
-    return Profile(device, name, quick, "quick" if quick else "paper")
+    return Profile(device, device_name(device), quick, "quick" if quick else "paper")
 
 
 def source_hash() -> str:
@@ -62,8 +63,6 @@ def cache_dir() -> Path:
 
 def synthetic_manifest(num: int | None = None, size: int = 128, seed: int = 0) -> Path:
     """The built-in synthetic forgery set (made once, then reused). Quick scale: 400 images."""
-    from .data.synthetic import make_synthetic
-
     num = num or (400 if device_profile().quick else 2000)
     folder = cache_dir() / f"synthetic_n{num}_s{size}_seed{seed}_{source_hash()}"
     manifest = folder / "manifest.jsonl"
@@ -98,8 +97,6 @@ def casia1_root() -> Path | None:
 def _prepared(name: str, root: Path | None, **kwargs: Any) -> Path | None:
     if root is None:
         return None
-    from .data.preparers import PREPARERS
-
     tag = "_".join([name, *map(str, kwargs.values())])
     out = cache_dir() / tag / "manifest.jsonl"
     if not out.is_file():
@@ -139,8 +136,6 @@ def course_data(profile: Profile | None = None) -> tuple[Path, str, str]:
 def trained_checkpoint(manifest: str | Path | None = None, variant: str = "full", preset: str | None = None,
                        epochs: int | None = None, **overrides: Any) -> Path:
     """Path to a checkpoint trained with these settings: from the cache if there, else trained now."""
-    from .engine.trainer import train
-
     profile = device_profile()
     cfg: Config = get_config(preset or profile.preset, variant=variant, **overrides)
     if epochs is not None:
