@@ -5,14 +5,14 @@ eq. 7 is where it is used.
 """
 from ..models.pivot import MaskedBatchNorm, PivotBranch, PivotNetwork
 from .categorize import AUTHENTIC, CONTOUR, IGNORE, TAMPERED, categorize_patches, cell_fraction, patch_fraction
-from .ncl_loss import ncl_loss, ncl_terms, ncl_terms_batched
+from .ncl_loss import batch_ncl_loss, ncl_terms, ncl_terms_batched
 from .pc_loss import bce_loss, pc_loss, resize_bool, shrink_mask
 from .sampling import patch_categories, patch_cells, sample_patches
 from .total_loss import LossOutput, NCLCriterion
 
 __all__ = [
     "AUTHENTIC", "TAMPERED", "CONTOUR", "IGNORE", "categorize_patches", "cell_fraction", "patch_fraction",
-    "LossOutput", "NCLCriterion", "patch_categories", "patch_cells", "sample_patches", "ncl_loss", "ncl_terms",
+    "LossOutput", "NCLCriterion", "patch_categories", "patch_cells", "sample_patches", "batch_ncl_loss", "ncl_terms",
     "ncl_terms_batched", "bce_loss", "pc_loss", "resize_bool", "shrink_mask", "MaskedBatchNorm", "PivotBranch",
     "PivotNetwork",
 ]

@@ -18,7 +18,7 @@ The sums over negatives run over *all* patches of the image. When only a sample 
 negatives is at hand, `n_log_scale` / `p_log_scale` = log(N / k) weight each sampled negative by
 N / k, so that every denominator estimates the full sum rather than a k/N fraction of it.
 
-`ncl_loss` is eq. 7 on a batch as training computes it: categorise the patches of the tapped map,
+`batch_ncl_loss` is eq. 7 on a batch as training computes it: categorise the patches of the tapped map,
 sample up to `max_patches` of each category, gather their cells (nclkit.ncl.sampling), run the pivot
 network on the contour cells and average the three terms over the images that have something to
 contrast.
@@ -33,7 +33,7 @@ from ..presets import Config
 from .categorize import AUTHENTIC, CONTOUR, TAMPERED
 from .sampling import patch_categories, patch_cells, sample_patches
 
-__all__ = ["ncl_terms", "ncl_terms_batched", "ncl_loss"]
+__all__ = ["ncl_terms", "ncl_terms_batched", "batch_ncl_loss"]
 
 # Masked-out logits. Finite (not -inf) so that a row with no valid entry has a finite
 # log-sum-exp *gradient*; exp(-1e4) is exactly 0 in float32, so valid entries are unaffected.
@@ -151,7 +151,7 @@ def ncl_terms(
     return t1[0], t2[0], t3[0]
 
 
-def ncl_loss(pivot: nn.Module, feature: torch.Tensor, mask: torch.Tensor, cfg: Config, valid=None, generator=None):
+def batch_ncl_loss(pivot: nn.Module, feature: torch.Tensor, mask: torch.Tensor, cfg: Config, valid=None, generator=None):
     """L_NCL (eq. 7) averaged over the images with something to contrast, its terms, and the contour map.
 
     Args:

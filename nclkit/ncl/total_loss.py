@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from ..presets import Config
-from .ncl_loss import ncl_loss
+from .ncl_loss import batch_ncl_loss
 from .pc_loss import bce_loss, pc_loss, resize_bool, shrink_mask
 
 __all__ = ["LossOutput", "NCLCriterion"]
@@ -43,8 +43,8 @@ class NCLCriterion:
         self.cfg = cfg
 
     def ncl(self, pivot: nn.Module, feature: torch.Tensor, mask: torch.Tensor, valid=None, generator=None):
-        """L_NCL (eq. 7) with this criterion's settings: see nclkit.ncl.ncl_loss."""
-        return ncl_loss(pivot, feature, mask, self.cfg, valid, generator)
+        """L_NCL (eq. 7) with this criterion's settings: see nclkit.ncl.batch_ncl_loss."""
+        return batch_ncl_loss(pivot, feature, mask, self.cfg, valid, generator)
 
     def __call__(self, model, out, mask: torch.Tensor, valid: torch.Tensor | None = None, generator=None) -> LossOutput:
         cfg = self.cfg
@@ -54,7 +54,7 @@ class NCLCriterion:
             return LossOutput(bce, {"bce": bce.detach()})
 
         feature = out.features[cfg.pivot_block - 1]
-        ncl, terms, contour_map = ncl_loss(model.pivot, feature, mask, cfg, valid, generator)
+        ncl, terms, contour_map = batch_ncl_loss(model.pivot, feature, mask, cfg, valid, generator)
         terms = {k: v.detach() for k, v in terms.items()}
         terms["ncl"] = ncl.detach()
         if cfg.variant == "pivot":
