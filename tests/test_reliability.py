@@ -18,6 +18,7 @@ import torch
 from PIL import Image, ImageOps
 
 from nclkit import build_model, get_config
+from nclkit import cli
 from nclkit.cli import main
 from nclkit.data import DataError, Record, image_hw, load_image, load_mask, read_manifest, scan_records, write_manifest
 from nclkit.data.preparers import prepare_nist16
@@ -338,7 +339,7 @@ def test_cli_train_into_a_run_folder_is_refused(tiny_manifest, tmp_path, capsys)
 
 def test_cli_resume_starts_from_the_runs_own_config(tmp_path, monkeypatch):
     seen = {}
-    monkeypatch.setattr(trainer, "train", lambda cfg, *a, **k: seen.update(cfg=cfg) or {})
+    monkeypatch.setattr(cli, "train", lambda cfg, *a, **k: seen.update(cfg=cfg) or {})
     (tmp_path / "config.json").write_text(json.dumps(_cfg(variant="base", lr=0.01).to_dict()))
     assert main(["train", "--data", "m.jsonl", "--out", str(tmp_path), "--resume"]) == 0
     assert seen["cfg"].variant == "base" and seen["cfg"].lr == 0.01 and seen["cfg"].crop_size == 64
@@ -572,7 +573,7 @@ def test_ctrl_c_names_the_last_checkpoint_and_how_to_resume(tmp_path, monkeypatc
         (Path(out) / "log.jsonl").write_text('{"epoch": 3}\n')
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(trainer, "train", interrupted)
+    monkeypatch.setattr(cli, "train", interrupted)
     tmp_path.mkdir(exist_ok=True)
     assert main(["train", "--data", "m.jsonl", "--out", str(tmp_path)]) == 130
     line = _one_line_error(capsys, "interrupted", str(tmp_path / "last.pt"), "epoch 3",
@@ -581,7 +582,7 @@ def test_ctrl_c_names_the_last_checkpoint_and_how_to_resume(tmp_path, monkeypatc
 
 
 def test_ctrl_c_before_any_checkpoint(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(trainer, "train", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt))
+    monkeypatch.setattr(cli, "train", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt))
     assert main(["train", "--data", "m.jsonl", "--out", str(tmp_path)]) == 130
     _one_line_error(capsys, "before the first checkpoint")
 
