@@ -8,10 +8,10 @@ tampered ellipses (so contour patches exist, paper §3.2). Configurations:
 
 - reference_fp32: the same nclkit network with plain BCE, no AMP, no channels_last, plain SGD
   (neither fused nor foreach): the baseline every speed-up is measured against.
-- base, pivot, full: Table 5's variants exactly as nclkit.engine.trainer trains them, through its
-  LossModel: autocast bf16 (fp16 + GradScaler without bf16) + fused SGD on CUDA, foreach SGD on
-  the CPU with bf16 autocast where the CPU has native bf16 (fp32 elsewhere); channels_last where
-  the preset says so (both presets do).
+- base, pivot, full: Table 5's variants exactly as nclkit.engine.trainer trains them: the same
+  `build_training` and `train_one_epoch` (autocast bf16, fp16 + GradScaler without bf16, fused SGD on
+  CUDA; foreach SGD on the CPU with bf16 autocast where the CPU has native bf16, fp32 elsewhere;
+  channels_last where the preset says so, as both presets do), over one resident batch.
 
 Timing windows are interleaved round-robin (the order rotates every round) and the median per-step
 time over rounds is reported, so machine noise hits every configuration alike; CUDA is
@@ -37,9 +37,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nclkit.engine.trainer import LossModel, build_optimization, poly_lambda, precision_name, training_step
-from nclkit.models import build_model
-from nclkit.ncl import NCLCriterion
+from nclkit.engine.devices import device_name, pick_device, precision_name
+from nclkit.engine.trainer import build_training, train_one_epoch
 from nclkit.presets import Config, get_config
 
 __all__ = ["CONFIGS", "Setup", "make_batch", "build_setups", "time_interleaved", "peak_memory", "profile_steps", "main"]
@@ -76,16 +75,12 @@ def make_batch(batch: int, size: int, seed: int = 0) -> tuple[torch.Tensor, torc
     return image, mask, torch.ones_like(mask)
 
 
-def _sgd(params, cfg: Config, **kind) -> torch.optim.SGD:
-    return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, **kind)
-
-
 def _reference(cfg: Config, device: torch.device, data) -> Setup:
     torch.manual_seed(cfg.seed)
-    model = build_model(cfg.replace(variant="base")).to(device).train()
-    opt = _sgd(model.parameters(), cfg, foreach=False, fused=False)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, poly_lambda(10**6, cfg.poly_power))
-    image, mask, _ = (t.to(device) for t in data)
+    plain = cfg.replace(variant="base", channels_last=False, amp="fp32")
+    t = build_training(plain, device, total_steps=10**6, fast=False)
+    model, opt, sched = t.model.train(), t.optimizer, t.scheduler
+    image, mask, _ = (x.to(device) for x in data)
 
     def step() -> None:
         loss = F.binary_cross_entropy_with_logits(model(image).logits, mask)
@@ -98,24 +93,21 @@ def _reference(cfg: Config, device: torch.device, data) -> Setup:
 
 
 def _nclkit(cfg: Config, variant: str, device: torch.device, data, compile_model: bool) -> Setup:
-    """Mirrors nclkit.engine.trainer.train's model, optimiser and step_fn (single process)."""
+    """The trainer's own build_training and train_one_epoch (single process), one batch per call."""
     cfg = cfg.replace(variant=variant)
     torch.manual_seed(cfg.seed)
-    model = build_model(cfg).to(device)
-    channels_last = cfg.channels_last
-    if channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    loss_model = LossModel(model, NCLCriterion(cfg)).train()
-    forward = torch.compile(loss_model) if compile_model else loss_model
-    opt, sched, scaler, amp = build_optimization(model, cfg, device, total_steps=10**6)
-    image, mask, valid = (t.to(device) for t in data)
-    if channels_last:
+    t = build_training(cfg, device, total_steps=10**6)
+    forward = torch.compile(t.loss) if compile_model else t.loss
+    forward.train()
+    image, mask, valid = (x.to(device) for x in data)
+    if cfg.channels_last:  # resident in the layout the step wants, so it costs no copy per step
         image = image.contiguous(memory_format=torch.channels_last)
+    batch = [{"image": image, "mask": mask, "valid": valid}]  # a one-batch "loader"
 
     def step() -> None:
-        training_step(forward, opt, sched, scaler, amp, image, mask, valid)
+        train_one_epoch(t, forward, batch)
 
-    return Setup(variant, step, lambda: _state_tensors(model, opt, (image, mask, valid)))
+    return Setup(variant, step, lambda: _state_tensors(t.model, t.optimizer, tuple(batch[0].values())))
 
 
 def _state_tensors(model: nn.Module, opt: torch.optim.Optimizer, inputs) -> list[torch.Tensor]:
@@ -278,9 +270,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = _parser().parse_args(argv)
     _check_args(args)
     t_start = time.perf_counter()
-    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"--device {args.device}: CUDA is not available in this torch build/machine")
+    device = pick_device(args.device)
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.cudnn_benchmark:
@@ -305,7 +295,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     step_s = {k: statistics.median(v) for k, v in times.items()}
     res: dict[str, Any] = {
         "benchmark": "train_step", "preset": preset, "batch": batch, "size": cfg.crop_size,
-        "device": str(device), "device_name": _device_name(device),
+        "device": str(device), "device_name": device_name(device),
         "torch": torch.__version__, "threads": torch.get_num_threads(), "compile": args.compile,
         "cudnn_benchmark": torch.backends.cudnn.benchmark,
         "tf32_conv": torch.backends.cudnn.allow_tf32, "tf32_matmul": torch.backends.cuda.matmul.allow_tf32, "amp": precision_name(cfg, device),
@@ -328,17 +318,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         args.out.write_text(line + "\n")
     print(line)
     return res
-
-
-def _device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.is_file():
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or "cpu"
 
 
 def _print_table(res: dict[str, Any]) -> None:

@@ -9,8 +9,7 @@ from .ncl import (
     AUTHENTIC, CONTOUR, TAMPERED, NCLCriterion, PivotNetwork, categorize_patches, ncl_terms, pc_loss,
 )
 from .presets import PRESETS, Config, get_config
-
-__version__ = "0.1.0"
+from .version import __version__
 
 __all__ = [
     "AUTHENTIC", "TAMPERED", "CONTOUR", "categorize_patches", "ncl_terms", "pc_loss", "NCLCriterion",

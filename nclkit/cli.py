@@ -1,4 +1,4 @@
-"""Command line: `nclkit train | eval | predict | prepare | synth | fetch | report`, each with --help.
+"""Command line: `nclkit train | eval | robustness | predict | prepare | synth | fetch`, each with --help.
 
 Errors a user can cause (a missing file, an unreadable image, an empty manifest, a checkpoint of
 another preset, an unwritable --out, a diverged run) end with one clear line on stderr and exit
@@ -8,12 +8,28 @@ how to resume) and status 130. Outputs are checked writable before any work star
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import os
 import re
 import shlex
 import sys
 from pathlib import Path
+
+from .data import DataError, describe_data, read_manifest, scan_records
+from .data.manifest import PROTOCOLS
+from .data.preparers import PREPARERS, folder_records
+from .data.preparers.common import manifest_paths
+from .data.synthetic import make_synthetic
+from .engine.attacks import parse_attack
+from .engine.checkpoint import load_model
+from .engine.devices import pick_device
+from .engine.evaluator import evaluate, write_report
+from .engine.outputs import ensure_writable_dir, json_safe, last_checkpoint_note
+from .engine.robustness import robustness_markdown, robustness_table
+from .engine.trainer import train
+from .presets import PRESETS, VARIANTS, Config, apply_overrides, get_config
+from .viz import predict_files, save_prediction_figure
 
 __all__ = ["main", "build_parser"]
 
@@ -33,21 +49,19 @@ def _probability(text: str) -> float:
 
 
 def _add_config_args(p: argparse.ArgumentParser, variant: bool = True) -> None:
-    from .presets import PRESETS
 
     p.add_argument("--preset", choices=sorted(PRESETS),
                    help="quick: small model for a CPU on the synthetic set; real: the CPU recipe for real photos "
                         "(CASIA v1 size); paper: ResNet-101, OS 8, 512 px, batch 4 "
                         "(default: quick; with --resume, the run's own config)")
     if variant:
-        p.add_argument("--variant", choices=["base", "pivot", "full"],
+        p.add_argument("--variant", choices=VARIANTS,
                        help="Table 5 row: base (BCE), pivot (BCE + NCL), full (NCL + PC; default)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override any config value, e.g. --set lr=0.01 --set pivot_block=2 (repeatable)")
 
 
 def _config(args):
-    from .presets import Config, apply_overrides, get_config
 
     saved = Path(args.out) / "config.json" if getattr(args, "resume", False) else None
     if saved is not None and args.preset is None and saved.is_file():
@@ -65,7 +79,6 @@ def _config(args):
 
 
 def cmd_train(args) -> int:
-    from .engine.trainer import train
 
     cfg = _config(args)
     summary = train(cfg, args.data, args.out, resume=args.resume, device=args.device,
@@ -77,7 +90,6 @@ def cmd_train(args) -> int:
 
 def _check_report_path(out: str) -> None:
     """A report path that can be written, checked before hours of evaluation."""
-    from .engine.outputs import ensure_writable_dir
 
     if Path(out).is_dir():
         raise ValueError(f"--out {out} is a folder; give the report's .json file name")
@@ -86,9 +98,6 @@ def _check_report_path(out: str) -> None:
 
 def _model_and_records(args):
     """The checkpoint's model on the chosen device, and the manifest's records of args.split (files checked)."""
-    from .data import read_manifest, scan_records
-    from .engine.checkpoint import load_model
-    from .engine.distributed import pick_device
 
     device = pick_device(args.device)
     records = read_manifest(args.data, split=args.split)
@@ -101,8 +110,6 @@ def _model_and_records(args):
 
 def _eval_records(args):
     """The records `eval` scores: a manifest's split, or a folder of images paired with a folder of masks."""
-    from .data import read_manifest
-    from .data.preparers import folder_records
 
     if args.data and (args.images or args.masks):
         raise ValueError("give either --data (a manifest) or --images/--masks (folders), not both")
@@ -114,11 +121,6 @@ def _eval_records(args):
 
 
 def cmd_eval(args) -> int:
-    from .data import scan_records
-    from .engine.checkpoint import load_model
-    from .engine.distributed import pick_device
-    from .engine.evaluator import evaluate, save_prediction_figure, write_report
-    from .engine.robustness import parse_attack
 
     _check_report_path(args.out)
     if args.attack:
@@ -143,8 +145,6 @@ def cmd_eval(args) -> int:
 
 
 def cmd_robustness(args) -> int:
-    from .engine.evaluator import json_safe
-    from .engine.robustness import robustness_markdown, robustness_table
 
     _check_report_path(args.out)
     device, model, records = _model_and_records(args)
@@ -158,10 +158,6 @@ def cmd_robustness(args) -> int:
 
 
 def cmd_predict(args) -> int:
-    from .engine.checkpoint import load_model
-    from .engine.distributed import pick_device
-    from .engine.outputs import ensure_writable_dir
-    from .engine.predict import predict_files
 
     ensure_writable_dir(args.out)
     device = pick_device(args.device)
@@ -172,11 +168,7 @@ def cmd_predict(args) -> int:
 
 
 def cmd_prepare(args) -> int:
-    import inspect
 
-    from .data import describe_data, read_manifest
-    from .data.preparers import PREPARERS
-    from .data.preparers.common import manifest_paths
 
     manifest_paths(args.out, args.name)  # a bad --out fails before the dataset is read
     prepare = PREPARERS[args.name]
@@ -191,7 +183,6 @@ def cmd_prepare(args) -> int:
 
 
 def cmd_synth(args) -> int:
-    from .data.synthetic import make_synthetic
 
     path = make_synthetic(args.out, num=args.num, seed=args.seed, size=args.size)
     print(f"wrote {path}")
@@ -251,10 +242,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("prepare", help="turn a benchmark's published layout into a manifest")
-    p.add_argument("name", choices=["coverage", "casia1", "casia2", "columbia", "nist16", "defacto", "imd2020"])
+    p.add_argument("name", choices=sorted(PREPARERS))
     p.add_argument("--root", required=True, help="the benchmark's folder, as published")
     p.add_argument("--out", required=True, help="manifest .jsonl to write")
-    p.add_argument("--protocol", choices=["standard", "grouped"],
+    p.add_argument("--protocol", choices=sorted(p for (name, p) in PROTOCOLS if name == "casia1"),
                    help="casia1 only: standard (all test, default) or grouped (nclkit's own train/val/test "
                         "split, grouped by source photo)")
     p.set_defaults(func=cmd_prepare)
@@ -298,7 +289,6 @@ def _interrupted(args) -> str:
     """What Ctrl-C leaves behind, and for train how to go on."""
     if args.command != "train":
         return "interrupted"
-    from .engine.outputs import last_checkpoint_note
 
     if not (Path(args.out) / "last.pt").is_file():
         return "interrupted before the first checkpoint; nothing to resume (run the same command again)"
@@ -307,7 +297,6 @@ def _interrupted(args) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .data import DataError
 
     args = build_parser().parse_args(argv)
     try:

@@ -10,13 +10,16 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from .data.preparers import PREPARERS
+from .data.synthetic import make_synthetic
+from .engine.devices import device_name, pick_device
+from .engine.trainer import train
 from .presets import Config, get_config
 
 __all__ = ["Profile", "device_profile", "in_colab", "cache_dir", "synthetic_manifest", "coverage_root",
@@ -36,19 +39,12 @@ class Profile:
         return f"device: {self.device_name} | scale: {scale} | preset: {self.preset}"
 
 
-def in_colab() -> bool:
-    return "google.colab" in sys.modules
-
-
 def device_profile() -> Profile:
     """GPU if present; the quick scale when there is none or NCLKIT_QUICK=1 is set."""
     quick_env = os.environ.get("NCLKIT_QUICK", "") not in ("", "0", "false", "False")
-    if torch.cuda.is_available():
-        device, name = torch.device("cuda"), torch.cuda.get_device_name(0)
-    else:
-        device, name = torch.device("cpu"), f"CPU ({os.cpu_count()} cores)"
+    device = pick_device("cuda" if torch.cuda.is_available() else "cpu")
     quick = quick_env or device.type != "cuda"
-    return Profile(device, name, quick, "quick" if quick else "paper")
+    return Profile(device, device_name(device), quick, "quick" if quick else "paper")
 
 
 def source_hash() -> str:
@@ -85,8 +81,6 @@ def cache_dir() -> Path:
 
 def synthetic_manifest(num: int | None = None, size: int = 128, seed: int = 0) -> Path:
     """The built-in synthetic forgery set (made once, then reused). Quick scale: 400 images."""
-    from .data.synthetic import make_synthetic
-
     num = num or (400 if device_profile().quick else 2000)
     folder = cache_dir() / f"synthetic_n{num}_s{size}_seed{seed}_{source_hash()}"
     manifest = folder / "manifest.jsonl"
@@ -132,8 +126,6 @@ def casia1_root(fetch_on_colab: bool = False) -> Path | None:
 def _prepared(name: str, root: Path | None, **kwargs: Any) -> Path | None:
     if root is None:
         return None
-    from .data.preparers import PREPARERS
-
     tag = "_".join([name, *map(str, kwargs.values())])
     out = cache_dir() / tag / "manifest.jsonl"
     if not out.is_file():
@@ -207,8 +199,6 @@ def train_or_reuse(manifest: str | Path | None = None, variant: str = "full", pr
     The run folder's name hashes the config, the manifest and nclkit's source, so only a run with
     exactly these settings is ever reused or resumed.
     """
-    from .engine.trainer import train
-
     profile = device_profile()
     cfg: Config = get_config(preset or profile.preset, variant=variant, **overrides)
     if epochs is not None:

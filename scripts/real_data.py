@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import shlex
 import statistics
 import sys
@@ -28,35 +27,11 @@ import torch
 
 from nclkit.data import describe_data, read_manifest
 from nclkit.engine import evaluate, load_model, train
-from nclkit.engine.distributed import pick_device
-from nclkit.engine.evaluator import all_tampered_f1, json_safe
-from nclkit.engine.trainer import precision_name
-from nclkit.presets import PRESETS, apply_overrides, get_config
-
-VARIANTS = ("base", "pivot", "full")
+from nclkit.engine.devices import device_name, pick_device, precision_name
+from nclkit.engine.evaluator import all_tampered_f1
+from nclkit.engine.outputs import json_safe
+from nclkit.presets import PRESETS, VARIANTS, apply_overrides, get_config
 KEEP = ("pixel_f1", "pixel_auc", "pixel_f1_best_threshold", "image_auc", "n_tampered", "n_authentic")
-
-
-def cpu_description() -> str:
-    """CPU model and the ISA that decides its speed (AVX-512, bf16, AMX), for every recorded figure."""
-    model, flags = platform.processor() or platform.machine(), set()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name") and model in ("", platform.machine()):
-                model = line.split(":", 1)[1].strip()
-            if line.startswith("flags"):
-                flags = set(line.split(":", 1)[1].split())
-                break
-    except OSError:
-        pass
-    isa = [name for name, flag in (("AVX2", "avx2"), ("AVX-512", "avx512f"), ("AVX512-BF16", "avx512_bf16"),
-                                   ("AMX", "amx_tile")) if flag in flags]
-    return (f"{model}, {torch.get_num_threads()} threads, ISA {'/'.join(isa) or 'unknown'}, "
-            f"torch kernels {torch.backends.cpu.get_cpu_capability()}")
-
-
-def device_name(device: torch.device) -> str:
-    return torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_description()
 
 
 def score(checkpoint: Path, records, device) -> dict:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import shlex
 import sys
 import time
@@ -24,9 +23,9 @@ import torch
 
 from nclkit.data import read_manifest
 from nclkit.engine import evaluate, load_model, robustness_table, train
-from nclkit.engine.distributed import pick_device
-from nclkit.engine.evaluator import json_safe
-from nclkit.engine.trainer import precision_name
+from nclkit.engine.devices import device_name, pick_device, precision_name
+from nclkit.engine.outputs import json_safe
+from nclkit.viz import save_prediction_figure
 from nclkit.presets import apply_overrides, get_config
 
 # The paper's figures (percent in the paper; fractions here). Protocols as the paper states them.
@@ -54,12 +53,6 @@ KEEP = ("pixel_f1", "pixel_auc", "pixel_f1_best_threshold", "pixel_f1_permuted",
         "global_f1_best_threshold", "image_auc", "image_balanced_accuracy", "image_f1", "n_tampered", "n_authentic")
 
 
-def device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    return f"CPU: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
-
-
 def run_one(name: str, args, device) -> dict:
     """Train (or reuse a finished run) and evaluate once on test under every protocol."""
     cfg = apply_overrides(get_config(args.scale, **RUNS[name]), args.overrides)
@@ -74,8 +67,10 @@ def run_one(name: str, args, device) -> dict:
     test = read_manifest(args.data, split="test")
     t0 = time.perf_counter()
     res = evaluate(model, test, device=device, global_metrics=True, best_threshold=True, permuted=True,
-                   progress=False, figure_path=Path(args.out) / f"predictions_{args.dataset}_{args.scale}_{name}.png"
-                   if name == "full" else None)
+                   progress=False)
+    if name == "full":
+        save_prediction_figure(model, test, Path(args.out) / f"predictions_{args.dataset}_{args.scale}_{name}.png",
+                               device=device)
     row = {k: res.get(k) for k in KEEP}
     row.update({"train_seconds": summary["train_seconds"], "epochs": summary["epochs_done"],
                 "eval_seconds": round(time.perf_counter() - t0, 1), "best_val": summary["best_val"],

@@ -188,7 +188,7 @@ def test_sampling_is_uniform_not_the_first_k():
 def test_padding_is_excluded(patch_size, monkeypatch):
     # Crop padding (valid = 0) must change nothing: whatever the mask says under it, the total is
     # the same, and no patch reaching into it is ever sampled for eq. 7.
-    import nclkit.ncl.criterion as criterion_module
+    import nclkit.ncl.ncl_loss as ncl_loss_module
 
     torch.manual_seed(0)
     cfg = get_config("quick", variant="full", patch_size=patch_size)
@@ -198,14 +198,14 @@ def test_padding_is_excluded(patch_size, monkeypatch):
     valid[..., :, 48:] = 0  # a multiple of every stride: no head straddles the border
     out = model(x)
     drawn = []
-    real = criterion_module.sample_patches
+    real = ncl_loss_module.sample_patches
 
     def spy(selected, k, generator=None):
         idx, ok = real(selected, k, generator)
         drawn.append(idx[ok])
         return idx, ok
 
-    monkeypatch.setattr(criterion_module, "sample_patches", spy)
+    monkeypatch.setattr(ncl_loss_module, "sample_patches", spy)
     crit = NCLCriterion(cfg)
     a = crit(model, out, mask, valid, generator=torch.Generator().manual_seed(1)).total
     other = mask.clone()
@@ -254,7 +254,7 @@ def _ncl_reference(model, feature, mask, cfg):
     every = torch.cat(contour_cells)  # BatchNorm statistics: all contour cells of the batch
     se = {}
     for name, branch in (("plus", model.pivot.plus), ("minus", model.pivot.minus)):
-        x = every @ branch.conv.weight[:, :, 0, 0].T
+        x = every @ branch.conv.weight.T
         mean, var = x.mean(0), x.var(0, unbiased=False)
         y = torch.relu((x - mean) / torch.sqrt(var + branch.bn.eps) * branch.bn.weight + branch.bn.bias)
         se[name] = list(torch.split(y, [len(c) for c in contour_cells]))
@@ -295,8 +295,8 @@ def test_pivot_samples_at_most_max_patches_contour_patches():
     seen = {}
     model.pivot.register_forward_pre_hook(lambda m, args: seen.update(w=args[1]))
     _, _, contour_map = NCLCriterion(cfg).ncl(model.pivot, feature, mask)
-    assert seen["w"].shape == (2, 1, 3 * cfg.patch_size ** 2, 1)
-    assert seen["w"].sum((1, 2, 3)).tolist() == [3 * cfg.patch_size ** 2] * 2
+    assert seen["w"].shape == (2, 3 * cfg.patch_size ** 2)  # rows: the sampled contour cells of each image
+    assert seen["w"].sum(1).tolist() == [3 * cfg.patch_size ** 2] * 2
     # the PC loss still sees every contour patch, not only the sampled ones
     assert contour_map.sum() > seen["w"].sum()
 

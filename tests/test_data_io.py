@@ -137,6 +137,7 @@ def test_image_hw_from_header(tmp_path):
     assert image_hw(p) == (12, 10)
 
 
+@pytest.mark.data
 def test_real_coverage_tiff():
     p = SHARED / "COVERAGE" / "image" / "1t.tif"
     if not p.is_file():

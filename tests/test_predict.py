@@ -9,7 +9,8 @@ import torch
 from PIL import Image
 from torch import nn
 
-from nclkit.engine.predict import PAD_MULTIPLE, collect_image_paths, predict_files, predict_probability
+from nclkit.engine.predict import PAD_MULTIPLE, predict_probability
+from nclkit.viz import collect_image_paths, predict_files
 
 
 @dataclass

@@ -18,17 +18,18 @@ import torch
 from PIL import Image, ImageOps
 
 from nclkit import build_model, get_config
+from nclkit import cli
 from nclkit.cli import main
 from nclkit.data import DataError, Record, image_hw, load_image, load_mask, read_manifest, scan_records, write_manifest
 from nclkit.data.preparers import prepare_nist16
 from nclkit.data.preparers.common import manifest_paths
 from nclkit.engine import trainer
 from nclkit.engine.checkpoint import check_resumable, load_model, save_checkpoint
-from nclkit.engine.distributed import pick_device
+from nclkit.engine.devices import pick_device
 from nclkit.engine.evaluator import evaluate
 from nclkit.engine.outputs import prepare_run_dir
-from nclkit.engine.predict import predict_files
 from nclkit.engine.robustness import parse_attack
+from nclkit.viz import predict_files
 from nclkit.engine.trainer import TrainingDiverged, train
 
 REPO = Path(__file__).resolve().parents[1]
@@ -97,35 +98,42 @@ def test_divergence_stops_training_with_the_step_and_terms(small_manifest, tmp_p
 
 @pytest.mark.parametrize("bad", [math.nan, math.inf])
 def test_a_non_finite_loss_stops_the_step_before_the_weights_change(bad):
-    weight = torch.nn.Parameter(torch.ones(3))
-    optimizer = torch.optim.SGD([weight], lr=0.1)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
-    scaler = torch.amp.GradScaler("cpu", enabled=False)
+    t = trainer.build_training(_cfg(amp="fp32"), torch.device("cpu"), total_steps=10)
+    weight = t.optimizer.param_groups[0]["params"][0]
+    before = weight.detach().clone()
 
     def forward(image, mask, valid):
         total = (weight * bad).sum()
         return total, {"bce": total.detach(), "ncl": torch.tensor(0.5)}
 
     x = torch.zeros(1, 3, 4, 4)
-    with pytest.raises(TrainingDiverged, match=r"non-finite loss \(loss=(nan|inf), bce=(nan|inf), ncl=0.5\)"):
-        trainer.training_step(forward, optimizer, scheduler, scaler, None, x, x, x)
-    assert torch.equal(weight.detach(), torch.ones(3)) and weight.grad is None
+    batch = {"image": x, "mask": x[:, :1], "valid": x[:, :1]}
+    with pytest.raises(TrainingDiverged, match=r"at step 1: non-finite loss \(loss=(nan|inf), bce=(nan|inf), ncl=0.5\)"):
+        trainer.train_one_epoch(t, forward, [batch])
+    assert torch.equal(weight.detach(), before) and weight.grad is None
 
 
 @pytest.mark.slow
 def test_weights_gone_non_finite_in_the_last_step_are_never_saved(small_manifest, tmp_path, monkeypatch):
     steps = len(read_manifest(small_manifest, split="train")) // 4  # the epoch's last step
-    calls = {"n": 0}
-    real_step = trainer.training_step
+    real_builder = trainer.build_optimizer
 
-    def poisoning_step(forward, optimizer, *args):
-        out = real_step(forward, optimizer, *args)
-        calls["n"] += 1
-        if calls["n"] == steps:  # the loss was finite, but the update left a NaN weight
-            optimizer.param_groups[0]["params"][0].data.fill_(math.nan)
-        return out
+    class PoisoningSGD(torch.optim.SGD):
+        calls = 0
 
-    monkeypatch.setattr(trainer, "training_step", poisoning_step)
+        def step(self, closure=None):
+            out = super().step(closure)
+            PoisoningSGD.calls += 1
+            if PoisoningSGD.calls == steps:  # the loss was finite, but the update left a NaN weight
+                self.param_groups[0]["params"][0].data.fill_(math.nan)
+            return out
+
+    def poisoning_builder(*args, **kwargs):
+        sgd = real_builder(*args, **kwargs)
+        sgd.__class__ = PoisoningSGD
+        return sgd
+
+    monkeypatch.setattr(trainer, "build_optimizer", poisoning_builder)
     with pytest.raises(TrainingDiverged, match=f"by step {steps}: the weights became non-finite"):
         train(_cfg(), small_manifest, tmp_path, progress=False)
     assert not (tmp_path / "last.pt").exists() and not (tmp_path / "best.pt").exists()
@@ -331,7 +339,7 @@ def test_cli_train_into_a_run_folder_is_refused(tiny_manifest, tmp_path, capsys)
 
 def test_cli_resume_starts_from_the_runs_own_config(tmp_path, monkeypatch):
     seen = {}
-    monkeypatch.setattr(trainer, "train", lambda cfg, *a, **k: seen.update(cfg=cfg) or {})
+    monkeypatch.setattr(cli, "train", lambda cfg, *a, **k: seen.update(cfg=cfg) or {})
     (tmp_path / "config.json").write_text(json.dumps(_cfg(variant="base", lr=0.01).to_dict()))
     assert main(["train", "--data", "m.jsonl", "--out", str(tmp_path), "--resume"]) == 0
     assert seen["cfg"].variant == "base" and seen["cfg"].lr == 0.01 and seen["cfg"].crop_size == 64
@@ -565,7 +573,7 @@ def test_ctrl_c_names_the_last_checkpoint_and_how_to_resume(tmp_path, monkeypatc
         (Path(out) / "log.jsonl").write_text('{"epoch": 3}\n')
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(trainer, "train", interrupted)
+    monkeypatch.setattr(cli, "train", interrupted)
     tmp_path.mkdir(exist_ok=True)
     assert main(["train", "--data", "m.jsonl", "--out", str(tmp_path)]) == 130
     line = _one_line_error(capsys, "interrupted", str(tmp_path / "last.pt"), "epoch 3",
@@ -574,7 +582,7 @@ def test_ctrl_c_names_the_last_checkpoint_and_how_to_resume(tmp_path, monkeypatc
 
 
 def test_ctrl_c_before_any_checkpoint(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(trainer, "train", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt))
+    monkeypatch.setattr(cli, "train", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt))
     assert main(["train", "--data", "m.jsonl", "--out", str(tmp_path)]) == 130
     _one_line_error(capsys, "before the first checkpoint")
 

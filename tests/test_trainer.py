@@ -7,9 +7,10 @@ import sys
 import pytest
 import torch
 
+from nclkit.engine import devices, trainer
 from nclkit.engine.checkpoint import load_model, read_checkpoint
-from nclkit.engine import trainer
-from nclkit.engine.trainer import autocast_dtype, poly_lambda, train
+from nclkit.engine.devices import autocast_dtype
+from nclkit.engine.trainer import poly_lambda, train
 from nclkit.presets import get_config
 
 
@@ -25,7 +26,7 @@ def test_poly_schedule():
 
 @pytest.mark.parametrize("native", [True, False])
 def test_cpu_autocast_follows_native_bf16(monkeypatch, native):
-    monkeypatch.setattr(trainer, "cpu_has_native_bf16", lambda: native)
+    monkeypatch.setattr(devices, "cpu_has_native_bf16", lambda: native)
     cpu = torch.device("cpu")
     assert autocast_dtype(get_config("quick", amp="auto"), cpu) == (torch.bfloat16 if native else None)
     assert autocast_dtype(get_config("quick", amp="bf16"), cpu) == torch.bfloat16  # asked for: always
@@ -50,11 +51,22 @@ def test_train_writes_checkpoints_and_log(tiny_manifest, tiny_cfg, tmp_path):
 
 
 @pytest.mark.slow
-def test_resume_equals_uninterrupted(tiny_manifest, tiny_cfg, tmp_path):
+def test_resume_equals_uninterrupted(tiny_manifest, tiny_cfg, tmp_path, monkeypatch):
     full = tmp_path / "full"
     part = tmp_path / "part"
     train(tiny_cfg, tiny_manifest, full, progress=False)
-    train(tiny_cfg, tiny_manifest, part, progress=False, stop_after_epochs=1)
+    real_epoch, calls = trainer.train_one_epoch, []
+
+    def interrupted_in_epoch_2(*args, **kwargs):  # Ctrl-C during the second epoch
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real_epoch(*args, **kwargs)
+
+    with monkeypatch.context() as m:
+        m.setattr(trainer, "train_one_epoch", interrupted_in_epoch_2)
+        with pytest.raises(KeyboardInterrupt):
+            train(tiny_cfg, tiny_manifest, part, progress=False)
     assert read_checkpoint(part / "last.pt")["epoch"] == 1
     train(tiny_cfg, tiny_manifest, part, progress=False, resume=True)
     a, b = _weights(full / "last.pt"), _weights(part / "last.pt")

@@ -21,7 +21,8 @@ from .errors import DataError
 __all__ = ["load_image", "load_mask", "image_hw", "to_uint8", "to_rgb", "binarize_mask", "orient", "max_image_pixels",
            "IMAGE_SUFFIXES", "DEFAULT_MAX_IMAGE_PIXELS"]
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
+# Every format load_image decodes (through Pillow): what the preparers list and `predict` accepts.
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp", ".gif", ".ppm", ".pgm")
 _TIFF_SUFFIXES = (".tif", ".tiff")
 
 
@@ -107,7 +108,7 @@ def orient(arr: np.ndarray, orientation: int) -> np.ndarray:
 
 
 def _read_tiff(path: Path) -> np.ndarray:
-    import tifffile
+    import tifffile  # imported here: only TIFFs need it, and it is slow to import
 
     with tifffile.TiffFile(str(path)) as tif:
         page = tif.pages[0]
@@ -193,7 +194,7 @@ def load_image(path: str | os.PathLike) -> np.ndarray:
     """Read an image file as RGB.
 
     Args:
-        path: PNG, JPEG, BMP or TIFF (incl. deflate-compressed), any bit depth / mode.
+        path: any of IMAGE_SUFFIXES (PNG, JPEG, TIFF incl. deflate-compressed, BMP, WebP ...), any bit depth / mode.
     Returns:
         uint8 array, shape (H, W, 3), RGB.
     Raises:

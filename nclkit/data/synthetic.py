@@ -46,7 +46,7 @@ _VERSION = 3  # bump when the generator changes, so cached sets are rebuilt
 def source_photos() -> list[np.ndarray]:
     """scikit-image's bundled photos/textures as uint8 RGB arrays (those present in the install)."""
     if "photos" not in _CACHE:
-        import skimage
+        import skimage  # imported here: only the generator needs it, and it is slow to import
 
         folder = Path(skimage.__file__).resolve().parent / "data"
         photos = [load_image(folder / name) for name in _PHOTOS if (folder / name).is_file()]

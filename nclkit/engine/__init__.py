@@ -1,19 +1,19 @@
 """Engine: training, checkpoints, metrics, prediction, evaluation and robustness."""
 from .checkpoint import load_model, read_checkpoint, save_checkpoint
-from .evaluator import evaluate, save_prediction_figure, write_report
+from .evaluator import evaluate, write_report
 from .metrics import (
     best_threshold_f1, global_auc, global_best_threshold_f1, global_f1, image_level_metrics, nan_mean,
     permuted_f1, pixel_auc, pixel_f1,
 )
-from .predict import predict_files, predict_probability
+from .predict import predict_probability
 from .robustness import TABLE3_ATTACKS, apply_attack, parse_attack, robustness_markdown, robustness_table
-from .trainer import train
+from .trainer import build_training, train, train_one_epoch
 
 __all__ = [
-    "train", "load_model", "read_checkpoint", "save_checkpoint",
+    "train", "build_training", "train_one_epoch", "load_model", "read_checkpoint", "save_checkpoint",
     "pixel_f1", "pixel_auc", "best_threshold_f1", "permuted_f1", "global_f1", "global_auc",
     "global_best_threshold_f1", "image_level_metrics", "nan_mean",
-    "predict_probability", "predict_files",
-    "evaluate", "write_report", "save_prediction_figure",
+    "predict_probability",
+    "evaluate", "write_report",
     "TABLE3_ATTACKS", "parse_attack", "apply_attack", "robustness_table", "robustness_markdown",
 ]

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..models import build_model
 from ..presets import Config, upgrade_dict
 
 __all__ = ["save_checkpoint", "read_checkpoint", "load_model", "rng_state", "set_rng_state", "MODEL_KEYS", "FREE_KEYS",
@@ -127,8 +128,6 @@ def load_model(path: str | Path, device: str | torch.device = "cpu", cfg: Config
     Raises ValueError for weights that are not finite (a diverged run) or that do not fit the model
     the checkpoint's config describes (e.g. a checkpoint of an older version).
     """
-    from ..models import build_model
-
     state = read_checkpoint(path)
     # Keys added later get their older reading (upgrade_dict); any other missing key is an error.
     missing = [k for k in MODEL_KEYS if k not in upgrade_dict(state["config"])]

@@ -11,7 +11,9 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-__all__ = ["World", "setup", "wrap", "barrier", "ranks_agree", "cleanup", "pick_device"]
+from .devices import pick_device
+
+__all__ = ["World", "setup", "wrap", "barrier", "ranks_agree", "cleanup"]
 
 
 @dataclass
@@ -24,30 +26,6 @@ class World:
     @property
     def is_main(self) -> bool:
         return self.rank == 0
-
-
-def pick_device(device: str | torch.device | None = None) -> torch.device:
-    """The requested device, else CUDA when present, else the CPU.
-
-    Raises ValueError for a name that is not a device or a device this machine does not have.
-    """
-    if device is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError):
-        raise ValueError(f"device {device!r} is not a device name; expected cpu, cuda, cuda:N or mps") from None
-    if dev.type == "cuda":
-        n = torch.cuda.device_count() if torch.cuda.is_available() else 0
-        if n == 0:
-            raise ValueError(f"device {device!r}: this machine has no CUDA GPU that PyTorch can use; use cpu")
-        if dev.index is not None and dev.index >= n:
-            raise ValueError(f"device {device!r}: this machine has {n} CUDA GPU(s), cuda:0 to cuda:{n - 1}")
-    elif dev.type == "mps" and not torch.backends.mps.is_available():
-        raise ValueError(f"device {device!r}: MPS is not available on this machine; use cpu")
-    elif dev.type not in ("cpu", "cuda", "mps"):
-        raise ValueError(f"device {device!r}: nclkit runs on cpu, cuda or mps")
-    return dev
 
 
 def setup(device: str | torch.device | None = None) -> World:

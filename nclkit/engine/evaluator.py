@@ -1,4 +1,4 @@
-"""Evaluate a model on manifest records with an explicit, stated protocol (DESIGN.md §2).
+"""Evaluate a model on manifest records with an explicit, stated protocol (docs/evaluation.md).
 
 Default protocol, written into every result's ``protocol`` entry and report header:
 pixel F1 at threshold 0.5 (``prob > 0.5``) and tie-aware AUC, computed per tampered image at its
@@ -18,19 +18,19 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from tqdm.auto import tqdm
 
-from ..data.manifest import describe_data
+from ..data import DataError, describe_data, load_image, load_mask
 from . import metrics as M
+from .attacks import apply_attack, parse_attack
+from .outputs import json_safe
 from .predict import predict_probability
-from .robustness import apply_attack, parse_attack
 
-__all__ = ["evaluate", "write_report", "save_prediction_figure", "load_sample", "all_tampered_f1", "json_safe"]
+__all__ = ["evaluate", "write_report", "load_sample", "all_tampered_f1"]
 
 
 def load_sample(record: Any) -> tuple[np.ndarray, np.ndarray | None]:
     """Image (uint8 (H, W, 3)) and mask (uint8 (H, W) in {0, 1}, None if authentic) of a Record."""
-    from nclkit.data import DataError, load_image, load_mask
-
     if (record.mask is None) != (int(record.label) == 0):  # else it would be scored as the other class
         raise DataError(f"{record.image}: record {record.id!r} has label {record.label} but "
                         f"{'no mask' if record.mask is None else 'a mask'}; tampered records need a mask, "
@@ -43,8 +43,6 @@ def load_sample(record: Any) -> tuple[np.ndarray, np.ndarray | None]:
 def all_tampered_f1(records: Sequence[Any]) -> float:
     """Per-image F1 of calling every pixel tampered (2p / (1 + p) for a tampered share p), averaged
     over the tampered records: the reference a trained model's `pixel_f1` must beat."""
-    from nclkit.data import load_mask
-
     return M.nan_mean([M.pixel_f1(np.ones(m.shape, np.float32), m)
                        for m in (load_mask(r.mask) for r in records if r.mask is not None)])
 
@@ -84,7 +82,6 @@ def evaluate(
     global_metrics: bool = False,
     best_threshold: bool = False,
     permuted: bool = False,
-    figure_path: str | os.PathLike | None = None,
     progress: bool = True,
     seed: int = 0,
     max_side: int | None = None,
@@ -100,7 +97,6 @@ def evaluate(
         best_threshold: add ``pixel_f1_best_threshold`` (per-image optimal threshold, mean), and
             ``global_f1_best_threshold`` when ``global_metrics`` is on.
         permuted: add ``pixel_f1_permuted`` (max of F1 with mask and inverted mask, mean).
-        figure_path: also save an image / ground truth / probability / overlay grid there.
         seed: attack seed; image i uses ``(seed, i)`` so results do not depend on batching.
         max_side: forward-pass size limit; None = ``model.cfg.eval_max_side``.
     Returns:
@@ -108,8 +104,6 @@ def evaluate(
         ``n_auc_undefined``, image-level metrics (None without both classes), opt-in metrics,
         ``protocol`` and ``per_image`` (id, label, f1, auc, score, ...).
     """
-    from tqdm.auto import tqdm
-
     records = list(records)
     if not records:
         raise ValueError("evaluate() got no records; check the manifest path and the split filter")
@@ -172,22 +166,7 @@ def evaluate(
     result.update(image_level)
     result["protocol"] = {"data": describe_data(records), **_protocol(attack, seed, extra_thresholds, max_side)}
     result["per_image"] = per_image
-    if figure_path is not None:
-        save_prediction_figure(model, records, figure_path, device=device, max_side=max_side)
     return result
-
-
-def json_safe(obj: Any) -> Any:
-    """A JSON-ready copy: NaN -> null, numpy scalars -> Python numbers."""
-    if isinstance(obj, dict):
-        return {str(k): json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [json_safe(v) for v in obj]
-    if isinstance(obj, (float, np.floating)):
-        return None if math.isnan(obj) else float(obj)  # JSON has no NaN: undefined -> null
-    if isinstance(obj, np.integer):
-        return int(obj)
-    return obj
 
 
 def _fmt(value: Any) -> str:
@@ -220,30 +199,3 @@ def write_report(result: dict[str, Any], json_path: str | os.PathLike) -> tuple[
                                     for c in cols) + " |" for r in rows]
     md_path.write_text("\n".join(lines) + "\n")
     return json_path, md_path
-
-
-def save_prediction_figure(
-    model: nn.Module,
-    records: Sequence[Any],
-    path: str | os.PathLike,
-    n: int = 6,
-    device: str | torch.device | None = None,
-    max_side: int | None = None,
-) -> Path:
-    """Save a grid of the first ``n`` records: image / ground truth / probability / overlay."""
-    from nclkit.viz.overlays import show_samples
-
-    records = list(records)[:n]
-    if not records:
-        raise ValueError("save_prediction_figure() got no records")
-    images, masks, probs = [], [], []
-    for rec in records:
-        image, mask = load_sample(rec)
-        images.append(image)
-        masks.append(mask)
-        probs.append(predict_probability(model, image, device=device, max_side=max_side))
-    fig = show_samples(images, masks, probs)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    return path

@@ -1,7 +1,7 @@
 """Pixel- and image-level metrics for manipulation localization (paper §4, "Evaluation Metrics").
 
 The paper reports pixel-level F1 and AUC without saying how they are aggregated; nclkit's default
-protocol (shared/design/DESIGN.md §2, docs/evaluation.md) is:
+protocol (docs/evaluation.md) is:
 
 - **F1** of one image at a fixed threshold: a pixel is predicted tampered when ``prob > threshold``
   (default 0.5); F1 = 2 TP / (2 TP + FP + FN).

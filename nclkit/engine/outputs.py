@@ -1,13 +1,17 @@
-"""Output folders, checked before any work starts: writable, and a finished run never silently replaced."""
+"""Output folders, checked before any work starts (writable, a finished run never silently replaced), and JSON-ready results."""
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Any
 
-__all__ = ["RUN_FILES", "ensure_writable_dir", "prepare_run_dir", "last_checkpoint_note"]
+import numpy as np
+
+__all__ = ["RUN_FILES", "ensure_writable_dir", "prepare_run_dir", "last_checkpoint_note", "json_safe"]
 
 # The files that make a folder a run: finding any of them means earlier work would be lost.
 RUN_FILES = ("last.pt", "best.pt", "log.jsonl", "summary.json")
@@ -70,3 +74,16 @@ def last_checkpoint_note(run_dir: str | os.PathLike) -> str:
     rows = log.read_text().splitlines() if log.is_file() else []
     epoch = json.loads(rows[-1]).get("epoch") if rows else None
     return f"the last checkpoint is {last}" + (f" (epoch {epoch})" if epoch else "")
+
+
+def json_safe(obj: Any) -> Any:
+    """A JSON-ready copy: NaN -> null, numpy scalars -> Python numbers."""
+    if isinstance(obj, dict):
+        return {str(k): json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    if isinstance(obj, (float, np.floating)):
+        return None if math.isnan(obj) else float(obj)  # JSON has no NaN: undefined -> null
+    if isinstance(obj, np.integer):
+        return int(obj)
+    return obj

@@ -1,13 +1,17 @@
 """Training: the paper's recipe (§4, following DeepLabV3+) for the three Table 5 variants.
 
 SGD (lr 0.007, momentum 0.9, weight decay 5e-4), "poly" schedule (power 0.9), batch 4, crop 512 in
-the paper preset; every number comes from the Config. bf16 autocast on GPUs (fp16 with a gradient
-scaler where bf16 is missing); on a CPU bf16 autocast where it has native bf16 instructions
-(elsewhere bf16 is emulated and slower), fp32 otherwise. channels_last (NHWC) memory wherever
+the paper preset; every number comes from the Config. Autocast precision as nclkit.engine.devices
+chooses it (bf16 on GPUs and on CPUs with native bf16, fp32 otherwise). channels_last (NHWC) memory wherever
 `cfg.channels_last` says so: cuDNN's and oneDNN's fast convolution layout. One process is the
 single-device run; under `torchrun` the same code runs DistributedDataParallel (NCCL on GPUs, gloo on
 CPUs). Checkpoints are written atomically every epoch; `resume=True` continues exactly from
 `last.pt`. The best epoch is chosen on the "val" split, never on "test".
+
+Three parts, each usable alone: `build_training` makes the model, the loss, the optimiser, the
+schedule, the gradient scaler and the precision of a Config (the benchmarks and the course build
+theirs with it too); `train_one_epoch` steps through one epoch; `train` wires them to the data, the
+checkpoints and the log.
 
 Nothing goes silently wrong: the manifest is validated and every file's header read before the
 model is built; a non-finite loss stops training at once (TrainingDiverged) and no checkpoint with
@@ -21,28 +25,33 @@ import math
 import random
 import time
 import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
 from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
 
 from ..data import ManifestDataset, read_manifest, scan_records
 from ..models import build_model
 from ..ncl import NCLCriterion
 from ..presets import Config
+from ..version import __version__
 from . import distributed as dist_utils
 from .checkpoint import (
     check_compatible, check_finite_weights, check_resumable, nonfinite_tensors, read_checkpoint, rng_state,
     save_checkpoint, set_rng_state,
 )
+from .devices import autocast_dtype
+from .evaluator import evaluate
 from .outputs import last_checkpoint_note, prepare_run_dir
 
-__all__ = ["train", "TrainingDiverged", "LossModel", "poly_lambda", "autocast_dtype", "precision_name",
-           "cpu_has_native_bf16", "build_optimization", "training_step", "train_one_epoch"]
+__all__ = ["train", "TrainingDiverged", "LossModel", "Training", "build_training", "build_optimizer", "poly_lambda",
+           "train_one_epoch", "EpochResult"]
 
 
 class TrainingDiverged(FloatingPointError):
@@ -68,132 +77,108 @@ def poly_lambda(total_steps: int, power: float):
     return lambda step: max(0.0, 1.0 - step / max(total_steps, 1)) ** power
 
 
-def cpu_has_native_bf16() -> bool:
-    """True where the CPU computes bf16 in hardware (AVX512-BF16 or AMX); there bf16 autocast trains
-    the quick preset about 1.4x faster than fp32 (benchmarks/train_step.py), elsewhere it is slower."""
-    probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")  # private but stable since torch 2.3
-    return any(bool(getattr(torch.cpu, name, lambda: False)()) for name in probes)
+def build_optimizer(model: nn.Module, cfg: Config, device: torch.device, fast: bool = True) -> torch.optim.SGD:
+    """SGD of §4 (cfg.lr, momentum, weight decay): fused on CUDA and foreach on CPUs when `fast`,
+    else PyTorch's plain per-parameter loop (the same numbers, slower: a reference for benchmarks)."""
+    if fast:
+        kind = {"fused": True} if device.type == "cuda" else {"foreach": True}
+    else:
+        kind = {"fused": False, "foreach": False}
+    return torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, **kind)
 
 
-def autocast_dtype(cfg: Config, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype of a training step; None means fp32.
+@dataclass
+class Training:
+    """What one optimisation step needs; `build_training` makes it from a Config."""
 
-    CUDA: bf16 where the GPU has it, fp16 (with a scaler) otherwise. CPU: bf16 for `amp="bf16"`, or
-    for `amp="auto"` where the CPU has native bf16; never fp16 (few CPUs compute it natively).
-    """
-    if cfg.amp == "fp32":
-        return None
-    if device.type == "cpu":
-        native = cfg.amp == "auto" and cpu_has_native_bf16()
-        return torch.bfloat16 if cfg.amp == "bf16" or native else None
-    if device.type != "cuda":
-        return None
-    if cfg.amp == "bf16" or (cfg.amp == "auto" and torch.cuda.is_bf16_supported()):
-        return torch.bfloat16
-    return torch.float16
+    model: nn.Module                 # the IMLModel: its state_dict is what checkpoints hold
+    loss: LossModel                  # loss(image, mask, valid) -> (total, detached terms): eq. 9 or a variant
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    scaler: torch.amp.GradScaler     # active only for fp16
+    precision: torch.dtype | None    # the autocast dtype; None = fp32
+    device: torch.device
+    channels_last: bool
 
 
-def precision_name(cfg: Config, device: torch.device) -> str:
-    """How a training step of `cfg` computes on `device`, for reports: "bfloat16", "float16" or "fp32"."""
-    return str(autocast_dtype(cfg, device) or "fp32").replace("torch.", "")
-
-
-def build_optimization(model: nn.Module, cfg: Config, device: torch.device, total_steps: int):
-    """The recipe of §4: SGD (fused on CUDA, foreach on CPU), poly schedule, AMP dtype and grad scaler."""
-    kind = {"fused": True} if device.type == "cuda" else {"foreach": True}
-    optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
-                                weight_decay=cfg.weight_decay, **kind)
+def build_training(cfg: Config, device: torch.device, total_steps: int, fast: bool = True) -> Training:
+    """The recipe of §4 for `cfg` on `device`: model, loss, SGD, poly schedule over total_steps, scaler, precision."""
+    model = build_model(cfg).to(device)
+    if cfg.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    optimizer = build_optimizer(model, cfg, device, fast)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, poly_lambda(total_steps, cfg.poly_power))
-    amp_dtype = autocast_dtype(cfg, device)
-    scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
-    return optimizer, scheduler, scaler, amp_dtype
+    precision = autocast_dtype(cfg, device)
+    scaler = torch.amp.GradScaler(device.type, enabled=precision == torch.float16)
+    return Training(model, LossModel(model, NCLCriterion(cfg)), optimizer, scheduler, scaler, precision, device,
+                    cfg.channels_last)
 
 
-def _finite_on_every_rank(total: torch.Tensor) -> bool:
-    """True when the loss is finite here and, under DDP, in every process (so all stop together)."""
+class EpochResult(NamedTuple):
+    terms: dict[str, float]  # mean loss terms over the epoch's steps
+    images: int              # images seen by this process
+    step: int                # the global step count after the epoch
+    out_of_time: bool        # the time budget ended the epoch early
+
+
+def train_one_epoch(t: Training, forward: nn.Module, loader, step: int = 0, deadline: float = math.inf,
+                    progress: bool = False, desc: str = "epoch") -> EpochResult:
+    """One pass over `loader` with `forward` (t.loss, or its DDP / compiled wrapper).
+
+    Raises TrainingDiverged when a loss is not finite, before any gradient is applied. Stops after
+    the step that passes `deadline` (a time.perf_counter() value).
+    """
+    sums: dict[str, torch.Tensor] = {}
+    n_batches, n_images, out_of_time = 0, 0, False
+    bar = tqdm(loader, desc=desc, leave=False, disable=not progress)
+    for batch in bar:
+        image, mask, valid = (batch[k].to(t.device, non_blocking=True) for k in ("image", "mask", "valid"))
+        if t.channels_last:
+            image = image.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(t.device.type, dtype=t.precision or torch.float32, enabled=t.precision is not None):
+            total, terms = forward(image, mask, valid)
+        _check_finite_loss(total, terms, step)
+        t.optimizer.zero_grad(set_to_none=True)
+        t.scaler.scale(total).backward()
+        t.scaler.step(t.optimizer)
+        t.scaler.update()
+        t.scheduler.step()
+        step += 1
+
+        for k, v in {"loss": total.detach(), **terms}.items():
+            sums[k] = sums.get(k, 0) + v
+        n_batches += 1
+        n_images += image.shape[0]
+        if progress and n_batches % 10 == 0:  # .item() only every few steps: it waits for the GPU
+            bar.set_postfix({k: f"{float(v) / n_batches:.3f}" for k, v in sums.items()})
+        if time.perf_counter() >= deadline:
+            out_of_time = True
+            break
+    return EpochResult({k: float(v) / max(n_batches, 1) for k, v in sums.items()}, n_images, step, out_of_time)
+
+
+def _check_finite_loss(total: torch.Tensor, terms: dict[str, torch.Tensor], step: int) -> None:
+    """Raise TrainingDiverged unless the loss is finite here and, under DDP, in every process (all stop together)."""
     ok = torch.isfinite(total.detach()).all()
     if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
         flag = ok.to(torch.float32).reshape(1)
         dist.all_reduce(flag, op=dist.ReduceOp.MIN)
         ok = flag[0] > 0
-    return bool(ok)  # one host sync per step: the price of stopping before the weights are touched
-
-
-def training_step(forward, optimizer, scheduler, scaler, amp_dtype, image, mask, valid):
-    """One optimisation step of eq. 9 (or a Table 5 variant); returns the loss and its detached terms.
-
-    Raises TrainingDiverged, before any gradient is applied, when the loss is not finite.
-    """
-    with torch.autocast(image.device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
-        total, terms = forward(image, mask, valid)
-    if not _finite_on_every_rank(total):
+    if not bool(ok):  # one host sync per step: the price of stopping before the weights are touched
         values = {"loss": total.detach(), **terms}
-        raise TrainingDiverged("non-finite loss (" + ", ".join(f"{k}={float(v):.4g}" for k, v in values.items()) + ")")
-    optimizer.zero_grad(set_to_none=True)
-    scaler.scale(total).backward()
-    scaler.step(optimizer)
-    scaler.update()
-    scheduler.step()
-    return total, terms
+        raise TrainingDiverged(f"at step {step + 1}: non-finite loss ("
+                               + ", ".join(f"{k}={float(v):.4g}" for k, v in values.items()) + ")")
 
 
-def _seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
+@dataclass
+class RunState:
+    """Where a run stands between epochs: what `last.pt` records besides the weights and the optimiser."""
 
-
-def _per_process_batch(cfg: Config, n_images: int, world: dist_utils.World) -> int:
-    """cfg.batch_size, shrunk when a tiny training split cannot fill one batch per process."""
-    return max(min(cfg.batch_size, n_images // world.size), 1)
-
-
-def _loader(dataset, cfg: Config, epoch: int, device: torch.device, world: dist_utils.World) -> DataLoader:
-    # A fresh, epoch-seeded generator: the order and the augmentations of epoch e are the same
-    # whether or not the run was interrupted before it.
-    g = torch.Generator().manual_seed(cfg.seed * 100003 + epoch)
-    sampler = None
-    if world.size > 1:
-        sampler = torch.utils.data.DistributedSampler(dataset, world.size, world.rank, shuffle=True, seed=cfg.seed, drop_last=True)
-        sampler.set_epoch(epoch)
-    return DataLoader(
-        dataset, batch_size=_per_process_batch(cfg, len(dataset), world), shuffle=sampler is None, sampler=sampler, generator=g,
-        num_workers=cfg.num_workers, pin_memory=device.type == "cuda", drop_last=True,
-        persistent_workers=False,
-    )
-
-
-def train_one_epoch(step_fn, loader, epoch: int, progress: bool, time_left) -> tuple[dict[str, float], int, bool]:
-    """Runs one epoch; returns mean loss terms, images seen, and whether the time budget ran out."""
-    from tqdm.auto import tqdm
-
-    sums: dict[str, torch.Tensor] = {}
-    n_batches, n_images, out_of_time = 0, 0, False
-    bar = tqdm(loader, desc=f"epoch {epoch + 1}", leave=False, disable=not progress)
-    for batch in bar:
-        terms = step_fn(batch)
-        for k, v in terms.items():
-            sums[k] = sums.get(k, 0) + v
-        n_batches += 1
-        n_images += batch["image"].shape[0]
-        if progress and n_batches % 10 == 0:  # .item() only every few steps: it waits for the GPU
-            bar.set_postfix({k: f"{float(v) / n_batches:.3f}" for k, v in sums.items()})
-        if time_left() <= 0:
-            out_of_time = True
-            break
-    return {k: float(v) / max(n_batches, 1) for k, v in sums.items()}, n_images, out_of_time
-
-
-def _validate(model, records, device, progress) -> dict[str, float]:
-    from .evaluator import evaluate
-
-    res = evaluate(model, records, device=device, progress=progress)
-    return {"val_pixel_f1": res["pixel_f1"], "val_pixel_auc": res["pixel_auc"]}
-
-
-def _score(metrics: dict[str, float]) -> float:
-    f1, auc = metrics.get("val_pixel_f1", float("nan")), metrics.get("val_pixel_auc", float("nan"))
-    return (0.0 if math.isnan(f1) else f1) + 1e-3 * (0.0 if math.isnan(auc) else auc)
+    epoch: int = 0
+    step: int = 0
+    best: float = -math.inf
+    history: list[dict[str, Any]] = field(default_factory=list)
+    train_seconds: float = 0.0
 
 
 def train(
@@ -204,7 +189,6 @@ def train(
     device: str | torch.device | None = None,
     progress: bool = True,
     tensorboard: bool = False,
-    stop_after_epochs: int | None = None,
     overwrite: bool = False,
     allow_changes: bool = False,
 ) -> dict[str, Any]:
@@ -213,9 +197,8 @@ def train(
     Args:
         cfg: the resolved Config (a preset plus overrides).
         manifest: JSON Lines manifest with a "train" split (and ideally "val" for model selection).
-        out_dir: run folder; `config.json`, `log.jsonl`, `last.pt`, `best.pt` go there.
+        out_dir: run folder; `config.json`, `log.jsonl`, `last.pt`, `best.pt`, `summary.json` go there.
         resume: continue from out_dir/last.pt (model, optimiser, schedule, scaler, RNG, step).
-        stop_after_epochs: end this call after that many epochs (an interruption, for tests and budgets).
         overwrite: replace a run already in out_dir (without it, or resume, such a folder is refused).
         allow_changes: let a resumed run continue with a config that differs from its checkpoint's.
 
@@ -229,11 +212,42 @@ def train(
     if cfg.epochs < 1:
         raise ValueError(f"epochs={cfg.epochs}; expected >= 1")
     world = dist_utils.setup(device)
-    device = world.device
-    out_dir = Path(out_dir)
-    prepare_run_dir(out_dir, resume=resume, overwrite=overwrite, main_process=world.is_main)
+    out_dir = prepare_run_dir(Path(out_dir), resume=resume, overwrite=overwrite, main_process=world.is_main)
     _seed_everything(cfg.seed + world.rank)
+    dataset, val_records = _training_data(cfg, manifest, world)
+    t = build_training(cfg, world.device, total_steps=_steps_per_epoch(cfg, len(dataset), world) * cfg.epochs)
+    forward = dist_utils.wrap(t.loss, world, find_unused=cfg.variant != "full")
+    if cfg.compile:
+        forward = torch.compile(forward)  # same parameters; checkpoints keep saving `model`'s own keys
+    run = _resume(t, cfg, out_dir, world, allow_changes) if resume else RunState()
+    if world.is_main:
+        (out_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
+    writer = _tensorboard(out_dir) if tensorboard and world.is_main else None
+    out_of_time = False
+    for epoch in range(run.epoch, cfg.epochs):
+        t0 = time.perf_counter()
+        deadline = t0 + cfg.max_train_seconds - run.train_seconds if cfg.max_train_seconds > 0 else math.inf
+        forward.train()
+        try:
+            res = train_one_epoch(t, forward, _loader(dataset, cfg, epoch, world), run.step, deadline,
+                                  progress and world.is_main, desc=f"epoch {epoch + 1}")
+        except TrainingDiverged as err:
+            raise _diverged(err, epoch, out_dir, cfg) from None
+        out_of_time = res.out_of_time
+        _end_epoch(t, cfg, run, epoch, res, time.perf_counter() - t0, val_records, out_dir, world, writer)
+        if out_of_time:
+            break
+    return _finish(t, run, out_dir, world, writer, out_of_time)
 
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _training_data(cfg: Config, manifest, world: dist_utils.World) -> tuple[ManifestDataset, list]:
+    """The training dataset and the validation records, every file checked before the model is built."""
     train_records = read_manifest(manifest, split="train")
     if not cfg.train_authentic:
         train_records = [r for r in train_records if r.label == 1]
@@ -248,110 +262,114 @@ def train(
     dataset = ManifestDataset(train_records, cfg, train=True, cache=cfg.cache_images)
     if len(dataset) < world.size:
         raise ValueError(f"{manifest}: {len(dataset)} training images cannot feed {world.size} processes")
+    return dataset, val_records
 
-    model = build_model(cfg).to(device)
-    if cfg.channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    loss_model = LossModel(model, NCLCriterion(cfg))
-    wrapped = dist_utils.wrap(loss_model, world, find_unused=cfg.variant != "full")
-    if cfg.compile:
-        wrapped = torch.compile(wrapped)  # same parameters; checkpoints keep saving `model`'s own keys
 
-    steps_per_epoch = max((len(dataset) // world.size) // _per_process_batch(cfg, len(dataset), world), 1)
-    total_steps = steps_per_epoch * cfg.epochs
-    optimizer, scheduler, scaler, amp_dtype = build_optimization(model, cfg, device, total_steps)
+def _per_process_batch(cfg: Config, n_images: int, world: dist_utils.World) -> int:
+    """cfg.batch_size, shrunk when a tiny training split cannot fill one batch per process."""
+    return max(min(cfg.batch_size, n_images // world.size), 1)
 
-    start_epoch, step, best, history, trained_s = 0, 0, -math.inf, [], 0.0
-    last_path, best_path = out_dir / "last.pt", out_dir / "best.pt"
-    if resume:
-        if not last_path.is_file():
-            raise FileNotFoundError(f"--resume: no checkpoint at {last_path}; start without --resume")
-        state = read_checkpoint(last_path)
-        check_compatible(state["config"], cfg, last_path)
-        check_resumable(state, cfg, last_path, allow_changes=allow_changes)
-        check_finite_weights(state["model"], last_path)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        scaler.load_state_dict(state["scaler"])
-        start_epoch, step, best = state["epoch"], state["step"], state["best"]
-        history, trained_s = list(state["history"]), float(state["train_seconds"])
-        set_rng_state(state["rng"])
-        if world.is_main:  # the log says exactly what the checkpoint holds (a failed save may have left more)
-            _rewrite_log(out_dir, history)
+
+def _steps_per_epoch(cfg: Config, n_images: int, world: dist_utils.World) -> int:
+    return max((n_images // world.size) // _per_process_batch(cfg, n_images, world), 1)
+
+
+def _loader(dataset, cfg: Config, epoch: int, world: dist_utils.World) -> DataLoader:
+    # A fresh, epoch-seeded generator: the order and the augmentations of epoch e are the same
+    # whether or not the run was interrupted before it.
+    g = torch.Generator().manual_seed(cfg.seed * 100003 + epoch)
+    sampler = None
+    if world.size > 1:
+        sampler = torch.utils.data.DistributedSampler(dataset, world.size, world.rank, shuffle=True, seed=cfg.seed, drop_last=True)
+        sampler.set_epoch(epoch)
+    return DataLoader(
+        dataset, batch_size=_per_process_batch(cfg, len(dataset), world), shuffle=sampler is None, sampler=sampler, generator=g,
+        num_workers=cfg.num_workers, pin_memory=world.device.type == "cuda", drop_last=True,
+        persistent_workers=False,
+    )
+
+
+def _resume(t: Training, cfg: Config, out_dir: Path, world: dist_utils.World, allow_changes: bool) -> RunState:
+    """Load last.pt into `t` (weights, optimiser, schedule, scaler, RNG) and return where the run stood."""
+    last_path = out_dir / "last.pt"
+    if not last_path.is_file():
+        raise FileNotFoundError(f"--resume: no checkpoint at {last_path}; start without --resume")
+    state = read_checkpoint(last_path)
+    check_compatible(state["config"], cfg, last_path)
+    check_resumable(state, cfg, last_path, allow_changes=allow_changes)
+    check_finite_weights(state["model"], last_path)
+    t.model.load_state_dict(state["model"])
+    t.optimizer.load_state_dict(state["optimizer"])
+    _fit_optimizer_state(t.optimizer)
+    t.scheduler.load_state_dict(state["scheduler"])
+    t.scaler.load_state_dict(state["scaler"])
+    set_rng_state(state["rng"])
+    run = RunState(state["epoch"], state["step"], state["best"], list(state["history"]), float(state["train_seconds"]))
+    if world.is_main:  # the log says exactly what the checkpoint holds (a failed save may have left more)
+        _rewrite_log(out_dir, run.history)
+    return run
+
+
+def _fit_optimizer_state(optimizer: torch.optim.Optimizer) -> None:
+    """Give saved momentum buffers their parameter's shape: a run saved before the pivot's 1x1 conv
+    became a (C, C) linear map holds (C, C, 1, 1) buffers for it."""
+    for param, state in optimizer.state.items():
+        for key, value in state.items():
+            if torch.is_tensor(value) and value.shape != param.shape and value.numel() == param.numel():
+                state[key] = value.reshape(param.shape)
+
+
+def _end_epoch(t: Training, cfg: Config, run: RunState, epoch: int, res: EpochResult, seconds: float,
+               val_records, out_dir: Path, world: dist_utils.World, writer) -> None:
+    """Check, validate, select, checkpoint and log one finished epoch (the log never runs ahead of last.pt)."""
+    bad = nonfinite_tensors(t.model.state_dict())
+    if bad:
+        raise _diverged(f"by step {res.step}: the weights became non-finite "
+                        f"({', '.join(bad[:3])}{' ...' if len(bad) > 3 else ''})", epoch, out_dir, cfg)
+    run.step = res.step
+    run.train_seconds += seconds
+    row = {"epoch": epoch + 1, "step": run.step, "lr": t.scheduler.get_last_lr()[0], "seconds": round(seconds, 3),
+           "images_per_s": round(res.images * world.size / max(seconds, 1e-9), 2), **res.terms}
+    is_last = epoch + 1 == cfg.epochs or res.out_of_time
+    if val_records and world.is_main and ((epoch + 1) % cfg.val_every == 0 or is_last):
+        try:
+            row.update(_validate(t.model, val_records, t.device))
+        except FloatingPointError as err:  # finite weights can still be too large to compute with
+            raise _diverged(f"by step {run.step}: validation failed: {err}", epoch, out_dir, cfg) from None
+    run.history.append(row)
+    run.epoch = epoch + 1
     if world.is_main:
-        (out_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
-
-    def step_fn(batch) -> dict[str, torch.Tensor]:
-        nonlocal step
-        image = batch["image"].to(device, non_blocking=True)
-        if cfg.channels_last:
-            image = image.contiguous(memory_format=torch.channels_last)
-        mask = batch["mask"].to(device, non_blocking=True)
-        valid = batch["valid"].to(device, non_blocking=True)
-        try:
-            total, terms = training_step(wrapped, optimizer, scheduler, scaler, amp_dtype, image, mask, valid)
-        except TrainingDiverged as err:
-            raise TrainingDiverged(f"at step {step + 1}: {err}") from None
-        step += 1
-        return {"loss": total.detach(), **terms}
-
-    writer = _tensorboard(out_dir) if tensorboard and world.is_main else None
-    budget = cfg.max_train_seconds
-    epoch, stopped_early = start_epoch, False
-    for epoch in range(start_epoch, cfg.epochs):
-        if stop_after_epochs is not None and epoch - start_epoch >= stop_after_epochs:
-            break
-        wrapped.train()
-        t0 = time.perf_counter()
-        loader = _loader(dataset, cfg, epoch, device, world)
-        time_left = (lambda: budget - trained_s - (time.perf_counter() - t0)) if budget > 0 else (lambda: 1.0)
-        try:
-            terms, n_images, stopped_early = train_one_epoch(step_fn, loader, epoch, progress and world.is_main,
-                                                             time_left)
-            bad = nonfinite_tensors(model.state_dict())
-            if bad:
-                raise TrainingDiverged(f"by step {step}: the weights became non-finite "
-                                       f"({', '.join(bad[:3])}{' ...' if len(bad) > 3 else ''})")
-        except TrainingDiverged as err:
-            raise _diverged(err, epoch, out_dir, cfg) from None
-        epoch_s = time.perf_counter() - t0
-        trained_s += epoch_s
-        row = {"epoch": epoch + 1, "step": step, "lr": scheduler.get_last_lr()[0], "seconds": round(epoch_s, 3),
-               "images_per_s": round(n_images * world.size / max(epoch_s, 1e-9), 2), **terms}
-        is_last = epoch + 1 == cfg.epochs or stopped_early
-        if val_records and world.is_main and ((epoch + 1) % cfg.val_every == 0 or is_last):
-            try:
-                row.update(_validate(model, val_records, device, progress=False))
-            except FloatingPointError as err:  # finite weights can still be too large to compute with
-                raise _diverged(f"by step {step}: validation failed: {err}", epoch, out_dir, cfg) from None
-        history.append(row)
         # Model selection on "val" only; without a val split, best.pt is simply the latest epoch.
-        improved = world.is_main and ("val_pixel_f1" in row and _score(row) > best if val_records else True)
-        if world.is_main:
-            state = {
-                "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(),
-                "epoch": epoch + 1, "step": step, "config": cfg.to_dict(), "rng": rng_state(),
-                "best": _score(row) if improved and val_records else best, "history": history,
-                "train_seconds": trained_s, "nclkit_version": _version(),
-            }
-            if improved:
-                best = state["best"]
-                save_checkpoint(state, best_path)
-            save_checkpoint(state, last_path)
-            _log(out_dir, row, writer)  # after the checkpoint: the log never runs ahead of last.pt
-        dist_utils.barrier(world)
-        if stopped_early:
-            break
+        improved = "val_pixel_f1" in row and _score(row) > run.best if val_records else True
+        if improved and val_records:
+            run.best = _score(row)
+        state = _checkpoint_state(t, cfg, run)
+        if improved:
+            save_checkpoint(state, out_dir / "best.pt")
+        save_checkpoint(state, out_dir / "last.pt")
+        _log(out_dir, row, writer)
+    dist_utils.barrier(world)
 
+
+def _checkpoint_state(t: Training, cfg: Config, run: RunState) -> dict[str, Any]:
+    """Everything `last.pt` holds: enough to rebuild the model and to resume exactly (nclkit.engine.checkpoint)."""
+    return {
+        "model": t.model.state_dict(), "optimizer": t.optimizer.state_dict(),
+        "scheduler": t.scheduler.state_dict(), "scaler": t.scaler.state_dict(),
+        "epoch": run.epoch, "step": run.step, "config": cfg.to_dict(), "rng": rng_state(),
+        "best": run.best, "history": run.history, "train_seconds": run.train_seconds, "nclkit_version": __version__,
+    }
+
+
+def _finish(t: Training, run: RunState, out_dir: Path, world: dist_utils.World, writer, out_of_time: bool) -> dict[str, Any]:
+    last_path, best_path = out_dir / "last.pt", out_dir / "best.pt"
     summary = {
-        "epochs_done": history[-1]["epoch"] if history else start_epoch,
-        "steps": step, "train_seconds": round(trained_s, 2), "stopped_by_time_budget": stopped_early,
-        "best_val": max((h for h in history if "val_pixel_f1" in h), key=_score, default=None),
+        "epochs_done": run.epoch,
+        "steps": run.step, "train_seconds": round(run.train_seconds, 2), "stopped_by_time_budget": out_of_time,
+        "best_val": max((h for h in run.history if "val_pixel_f1" in h), key=_score, default=None),
         "last": str(last_path) if last_path.is_file() else None,
         "best_checkpoint": str(best_path) if best_path.is_file() else None, "world_size": world.size,
-        "ranks_agree": dist_utils.ranks_agree(model, world),
+        "ranks_agree": dist_utils.ranks_agree(t.model, world),
     }
     if world.is_main:
         (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
@@ -359,6 +377,16 @@ def train(
         writer.close()
     dist_utils.cleanup(world)
     return summary
+
+
+def _validate(model, records, device) -> dict[str, float]:
+    res = evaluate(model, records, device=device, progress=False)
+    return {"val_pixel_f1": res["pixel_f1"], "val_pixel_auc": res["pixel_auc"]}
+
+
+def _score(metrics: dict[str, float]) -> float:
+    f1, auc = metrics.get("val_pixel_f1", float("nan")), metrics.get("val_pixel_auc", float("nan"))
+    return (0.0 if math.isnan(f1) else f1) + 1e-3 * (0.0 if math.isnan(auc) else auc)
 
 
 def _log(out_dir: Path, row: dict[str, Any], writer) -> None:
@@ -382,13 +410,8 @@ def _rewrite_log(out_dir: Path, history: list[dict[str, Any]]) -> None:
 
 
 def _tensorboard(out_dir: Path):
-    try:
+    try:  # imported here: TensorBoard is optional, and slow to import
         from torch.utils.tensorboard import SummaryWriter
     except ImportError as err:
         raise ImportError("TensorBoard logging needs `pip install nclkit[tensorboard]`") from err
     return SummaryWriter(log_dir=str(out_dir / "tensorboard"))
-
-
-def _version() -> str:
-    from .. import __version__
-    return __version__

@@ -12,8 +12,9 @@ Paper §3.3 places the auxiliary classifiers "after each upsampling": after the 
 stride-4 feature gets an auxiliary classifier, after the second one the main output is supervised
 itself. `cfg.aux_before_upsampling` adds a classifier on the ASPP output, before any upsampling.
 
-The pivot network sits on block `cfg.pivot_block` (Table 6: block 1) but is called by the NCL
-loss, not in `forward`; it lives here so the optimiser and the checkpoint cover it.
+The pivot network reads block `cfg.pivot_block` (Table 6: block 1) but is called by the NCL loss,
+not in `forward`; it is a plain attribute, `model.pivot`, so the optimiser, DDP and the checkpoint
+cover it with the rest of the network (nclkit.models.pivot).
 """
 from __future__ import annotations
 
@@ -23,10 +24,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..ncl.pivot import PivotNetwork
 from ..presets import Config, get_config
 from .encoders import get_encoder
 from .heads import ConvBNReLU, LogitHead, init_weights
+from .pivot import PivotNetwork
 
 __all__ = ["ASPPPooling", "ASPP", "DeepLabV3PlusDecoder", "ModelOutput", "IMLModel", "build_model"]
 

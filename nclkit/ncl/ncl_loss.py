@@ -17,13 +17,23 @@ whose negative set is empty is 0 as well (the probability of the positive is 1).
 The sums over negatives run over *all* patches of the image. When only a sample of k of the N
 negatives is at hand, `n_log_scale` / `p_log_scale` = log(N / k) weight each sampled negative by
 N / k, so that every denominator estimates the full sum rather than a k/N fraction of it.
+
+`batch_ncl_loss` is eq. 7 on a batch as training computes it: categorise the patches of the tapped map,
+sample up to `max_patches` of each category, gather their cells (nclkit.ncl.sampling), run the pivot
+network on the contour cells and average the three terms over the images that have something to
+contrast.
 """
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
-__all__ = ["ncl_terms", "ncl_terms_batched"]
+from ..presets import Config
+from .categorize import AUTHENTIC, CONTOUR, TAMPERED
+from .sampling import patch_categories, patch_cells, sample_patches
+
+__all__ = ["ncl_terms", "ncl_terms_batched", "batch_ncl_loss"]
 
 # Masked-out logits. Finite (not -inf) so that a row with no valid entry has a finite
 # log-sum-exp *gradient*; exp(-1e4) is exactly 0 in float32, so valid entries are unaffected.
@@ -139,3 +149,62 @@ def ncl_terms(
         torch.tensor([has_contour], device=p.device), tau,
     )
     return t1[0], t2[0], t3[0]
+
+
+def batch_ncl_loss(pivot: nn.Module, feature: torch.Tensor, mask: torch.Tensor, cfg: Config, valid=None, generator=None):
+    """L_NCL (eq. 7) averaged over the images with something to contrast, its terms, and the contour map.
+
+    Args:
+        pivot: the pivot network (the model's `pivot`).
+        feature: (B, C, hf, wf) the encoder feature of block cfg.pivot_block.
+        mask, valid: (B, 1, H, W) ground truth and crop-validity maps (valid may be None).
+        cfg: patch_size, tolerance, max_patches, sample_weighting and tau are read.
+    Returns:
+        loss (0-dim), terms {"ncl_t1", "ncl_t2", "ncl_t3"} (0-dim, not detached) and the contour
+        map (B, 1, hf, wf) bool: every contour patch's cells, for the PC loss (eq. 8).
+    """
+    P = cfg.patch_size
+    hf, wf = feature.shape[-2:]
+    codes = patch_categories(mask, (hf, wf), cfg, valid)  # (B, gh, gw)
+    gh, gw = codes.shape[1:]
+    flat = codes.flatten(1)  # (B, L)
+
+    # Up to max_patches patches of each category per image, uniformly without replacement;
+    # one gather fetches all their cells (eq. 7 needs nothing else from the map).
+    t_idx, t_valid = sample_patches(flat == TAMPERED, cfg.max_patches, generator)
+    a_idx, a_valid = sample_patches(flat == AUTHENTIC, cfg.max_patches, generator)
+    c_idx, c_valid = sample_patches(flat == CONTOUR, cfg.max_patches, generator)
+    k_t, k_a = t_idx.shape[1], a_idx.shape[1]
+    cells = patch_cells(feature, torch.cat([t_idx, a_idx, c_idx], 1), gw, P)  # (B, k_t+k_a+k_c, P*P, C)
+    f_patch = cells[:, : k_t + k_a].mean(2)  # (B, k_t+k_a, C): f(p), the mean of its cells
+
+    # The pivot reads the sampled contour patches' cells as rows (B, k_c*P*P, C).
+    se_plus, se_minus, has_contour = pivot(cells[:, k_t + k_a:].flatten(1, 2), c_valid.repeat_interleave(P * P, 1))
+
+    # Eq. 7's denominators sum over every negative of the image; a sample of k of N estimates
+    # the sum when each sampled negative counts N / k times (log N/k added to its log-sum-exp).
+    n_t, n_a = t_valid.sum(1), a_valid.sum(1)  # (B,) sampled counts
+    a_scale = t_scale = None
+    if cfg.sample_weighting:
+        a_scale = ((flat == AUTHENTIC).sum(1).clamp(min=1) / n_a.clamp(min=1)).log()  # (B,)
+        t_scale = ((flat == TAMPERED).sum(1).clamp(min=1) / n_t.clamp(min=1)).log()  # (B,)
+    t1, t2, t3 = ncl_terms_batched(
+        f_patch[:, :k_t], t_valid, f_patch[:, k_t:], a_valid,
+        se_plus, se_minus, has_contour, cfg.tau, a_scale, t_scale,
+    )
+    # An image counts in the batch mean only if one of its terms contrasts a positive with a
+    # negative: term 1 needs two tampered patches and an authentic one, terms 2 and 3 a contour
+    # patch, a tampered and an authentic one. Any other image's terms are 0 and would only
+    # dilute the mean (e.g. an image whose patches are all contour or all tampered).
+    active = ((n_a >= 1) & ((n_t >= 2) | (has_contour & (n_t >= 1)))).float()  # (B,)
+    denom = active.sum().clamp(min=1)
+    loss = ((t1 + t2 + t3) * active).sum() / denom
+    terms = {
+        "ncl_t1": (t1 * active).sum() / denom,
+        "ncl_t2": (t2 * active).sum() / denom,
+        "ncl_t3": (t3 * active).sum() / denom,
+    }
+    # Every contour patch (sampled for the pivot or not) is contour for the PC loss, eq. 8.
+    contour_cells = (codes == CONTOUR).repeat_interleave(P, 1).repeat_interleave(P, 2).unsqueeze(1)  # (B, 1, gh*P, gw*P)
+    contour_map = F.pad(contour_cells, (0, wf - gw * P, 0, hf - gh * P))  # (B, 1, hf, wf)
+    return loss, terms, contour_map

@@ -79,7 +79,7 @@ def show_grid(
     Returns:
         matplotlib Figure (not shown; call ``fig.savefig`` or let a notebook display it).
     """
-    from matplotlib.figure import Figure  # Figure without pyplot: no GUI backend needed
+    from matplotlib.figure import Figure  # here: slow to import; Figure without pyplot needs no GUI backend
 
     n_rows = len(panels)
     n_cols = len(panels[0]) if n_rows else 0

@@ -12,6 +12,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from ..engine.metrics import pixel_f1
+from ..engine.predict import predict_probability
 from .overlays import overlay
 
 __all__ = ["threshold_explorer", "upload_and_predict", "png_bytes"]
@@ -28,8 +30,6 @@ def png_bytes(array: np.ndarray) -> bytes:
 
 
 def _status_text(prob: np.ndarray, mask: np.ndarray | None, threshold: float) -> str:
-    from nclkit.engine.metrics import pixel_f1
-
     share = float(np.mean(prob > threshold))
     text = f"threshold {threshold:.2f}: {100 * share:.1f}% of pixels predicted tampered"
     if mask is not None:
@@ -53,7 +53,7 @@ def threshold_explorer(
     Returns:
         ipywidgets.VBox (slider, status line, overlay image [, ground-truth overlay]).
     """
-    import ipywidgets as widgets
+    import ipywidgets as widgets  # imported here: optional (the notebooks extra)
 
     prob = np.asarray(prob, dtype=np.float32)
     if prob.shape != image.shape[:2]:
@@ -94,9 +94,7 @@ def upload_and_predict(model: Any, threshold: float = 0.5, width: int = 320) -> 
     Returns:
         ipywidgets.VBox (upload button, status line, results box).
     """
-    import ipywidgets as widgets
-
-    from nclkit.engine.predict import predict_probability
+    import ipywidgets as widgets  # imported here: optional (the notebooks extra)
 
     upload = widgets.FileUpload(accept="image/*", multiple=True, description="Upload image(s)")
     status = widgets.HTML("Choose one or more images to localise manipulations.")

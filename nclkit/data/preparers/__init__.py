@@ -43,7 +43,7 @@ def get_preparer(name: str) -> Callable:
 
 def script_main(name: str, argv: list[str] | None = None) -> None:
     """Entry point of `data_scripts/prepare_<name>.py --root R --out M` (same as `nclkit prepare`)."""
-    import argparse
+    import argparse  # only the data_scripts/ entry points parse arguments
 
     parser = argparse.ArgumentParser(description=f"Prepare the {name} manifest (see docs/data.md).")
     parser.add_argument("--root", required=True, help="the dataset folder in its published layout")

@@ -6,31 +6,34 @@ enters a fixed 1x1 conv; we apply the branch to every cell of every contour patc
 the image's cells (docs/interpretation.md, "pivot input of variable k"). The mean is
 permutation-invariant and defined for every k >= 1.
 
-The input is any (B, C, H, W) map of cells with a 0/1 weight that selects the contour cells (the
-criterion passes the cells of the sampled contour patches as a (B, C, k*P*P, 1) map). A 1x1 conv is
-pointwise, so weighting equals running the branch on the selected cells only, without the
-host-device synchronisation that boolean indexing (a data-dependent shape) would force. BatchNorm
-statistics are taken over the selected cells only (MaskedBatchNorm2d). Inside, cells are rows of a
-(..., C) tensor: the 1x1 conv is then one matrix product and every reduction runs along contiguous
-rows (on a few hundred cells oneDNN's convolution costs several times a GEMM; benchmarks/README.md).
+Cells are rows: the input is (B, K, C), the K cells the NCL loss gathered for each image, with a
+(B, K) 0/1 weight that marks the real ones (images have different k; the rest is padding). A 1x1
+conv on rows is one matrix product, and every reduction runs along contiguous rows (on a few hundred
+cells oneDNN's convolution costs several times a GEMM; benchmarks/README.md). Weighting instead of
+boolean indexing keeps shapes fixed, so nothing waits on the device. BatchNorm statistics are taken
+over the weighted cells only (MaskedBatchNorm).
+
+Why the pivot lives here, on the model, and not inside the loss: its weights are trained with the
+network's and must travel with them, so one `state_dict`, one optimiser parameter list and one DDP
+module cover everything; the model exposes it plainly as `model.pivot`, `forward` never calls it
+(prediction does not need it) and the NCL loss (nclkit.ncl) receives it from there. Checkpoints of
+every nclkit version keep their keys (`pivot.plus.conv.weight`, ...).
 """
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["MaskedBatchNorm2d", "PivotBranch", "PivotNetwork"]
+__all__ = ["MaskedBatchNorm", "PivotBranch", "PivotNetwork"]
 
 
-class MaskedBatchNorm2d(nn.BatchNorm2d):
-    """BatchNorm over the cells whose weight is 1; falls back to running statistics below 2 cells."""
+class MaskedBatchNorm(nn.BatchNorm1d):
+    """BatchNorm over the rows whose weight is 1; falls back to running statistics below 2 rows.
 
-    def forward(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:  # (B, C, H, W), (B, 1, H, W)
-        return self.forward_rows(x.movedim(1, -1), weight.movedim(1, -1)).movedim(-1, 1)
+    Shape: x (..., C), weight (..., 1) in {0, 1} -> (..., C).
+    """
 
-    def forward_rows(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:  # (..., C), (..., 1)
-        """The same on cells laid out as rows: statistics over every row whose weight is 1."""
+    def forward(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
         mean, var = self._masked_stats(x, weight) if self.training else (self.running_mean, self.running_var)
         return (x - mean) * (self.weight * torch.rsqrt(var + self.eps)) + self.bias
 
@@ -55,20 +58,27 @@ class MaskedBatchNorm2d(nn.BatchNorm2d):
 
 
 class PivotBranch(nn.Module):
-    """1x1 conv -> BN -> ReLU (Fig. 2b), BN restricted to the contour cells."""
+    """1x1 conv -> BN -> ReLU (Fig. 2b) on rows of cells; BN restricted to the contour cells.
+
+    The 1x1 conv is a bias-free linear map of the channels (`conv`, a (C, C) weight). Checkpoints
+    written before cells were rows hold it as a (C, C, 1, 1) conv kernel; loading reshapes it.
+    """
 
     def __init__(self, channels: int) -> None:
         super().__init__()
-        self.conv = nn.Conv2d(channels, channels, kernel_size=1, bias=False)
-        self.bn = MaskedBatchNorm2d(channels)
+        self.conv = nn.Linear(channels, channels, bias=False)
+        self.bn = MaskedBatchNorm(channels)
         self.relu = nn.ReLU()
 
-    def forward(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:  # (B, C, H, W) -> (B, C, H, W)
-        return self.forward_rows(x.movedim(1, -1), weight.movedim(1, -1)).movedim(-1, 1)
+    def forward(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:  # (..., C), (..., 1) -> (..., C)
+        y = self.conv(x).float()  # BN in fp32, as autocast runs it
+        return self.relu(self.bn(y, weight))
 
-    def forward_rows(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:  # (..., C), (..., 1) -> (..., C)
-        y = F.linear(x, self.conv.weight.flatten(1)).float()  # the 1x1 conv; BN in fp32, as autocast runs it
-        return self.relu(self.bn.forward_rows(y, weight))
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        key = prefix + "conv.weight"
+        if key in state_dict and state_dict[key].dim() == 4:  # the older (C, C, 1, 1) conv kernel
+            state_dict[key] = state_dict[key].flatten(1)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
 
 class PivotNetwork(nn.Module):
@@ -78,8 +88,8 @@ class PivotNetwork(nn.Module):
         channels: C, the channel count of the tapped feature map (also the output size).
 
     Shape:
-        feature: (B, C, H, W) the tapped encoder feature (its cells).
-        is_contour: (B, 1, H, W) bool, the cells that belong to a contour patch.
+        cells: (B, K, C) cell features, one row per cell.
+        weight: (B, K) bool or 0/1, the rows that are contour cells (the others are padding).
         Returns se_plus, se_minus: (B, C) and has_contour: (B,) bool. Rows of images without a
         contour cell are zero and must be ignored (has_contour is False there).
     """
@@ -90,16 +100,15 @@ class PivotNetwork(nn.Module):
         self.plus = PivotBranch(channels)
         self.minus = PivotBranch(channels)
 
-    def forward(self, feature: torch.Tensor, is_contour: torch.Tensor):
-        if is_contour.dim() != 4 or is_contour.shape[1] != 1 or is_contour.shape[2:] != feature.shape[2:]:
-            raise ValueError(f"is_contour must be (B, 1, H, W) matching feature {tuple(feature.shape)}, "
-                             f"got {tuple(is_contour.shape)}")
-        cells = feature.movedim(1, -1).flatten(1, 2)  # (B, H*W, C): a view when the map is channels_last
-        w = is_contour.movedim(1, -1).flatten(1, 2).float()  # (B, H*W, 1)
+    def forward(self, cells: torch.Tensor, weight: torch.Tensor):
+        if cells.dim() != 3 or weight.shape != cells.shape[:2]:
+            raise ValueError(f"expected cells (B, K, C) and weight (B, K), got {tuple(cells.shape)} and "
+                             f"{tuple(weight.shape)}")
+        w = weight.float().unsqueeze(2)  # (B, K, 1)
         counts = w.sum((1, 2))  # (B,): k x P x P cells per image
         denom = counts.clamp(min=1).unsqueeze(1)  # (B, 1)
         outputs = []
         for branch in (self.plus, self.minus):
-            y = branch.forward_rows(cells, w)  # (B, H*W, C)
+            y = branch(cells, w)  # (B, K, C)
             outputs.append((y * w).sum(1) / denom)  # (B, C): mean over the k patches' cells
         return outputs[0], outputs[1], counts > 0

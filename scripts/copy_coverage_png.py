@@ -1,10 +1,10 @@
-"""A compact, lossless copy of COVERAGE for the GPU machine (its code travels with <= 64 MiB of data).
+"""Copy COVERAGE into a folder as compact, lossless PNGs (53 MiB instead of the TIFFs' size).
 
-    python scripts/make_coverage_carry.py --root ../shared/data/COVERAGE --out carry/COVERAGE
+    python scripts/copy_coverage_png.py --root path/to/COVERAGE --out path/to/COVERAGE_png
 
 Writes the same published layout (image/N.png, image/Nt.png, mask/Nforged.png) as PNG with maximum
 compression: every pixel identical to the TIFFs (checked here), so `nclkit prepare coverage` reads
-the copy exactly as it reads the original. `carry/` is ignored by git.
+the copy exactly as it reads the original. Handy for moving the dataset to another machine.
 """
 from __future__ import annotations
 
@@ -28,8 +28,8 @@ def copy_png(src: Path, dst: Path) -> int:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--root", required=True)
-    ap.add_argument("--out", required=True)
+    ap.add_argument("--root", required=True, help="COVERAGE as published (image/ and mask/ of TIFFs)")
+    ap.add_argument("--out", required=True, help="folder to write the PNG copy to")
     args = ap.parse_args()
     root, out = Path(args.root), Path(args.out)
     (out / "image").mkdir(parents=True, exist_ok=True)

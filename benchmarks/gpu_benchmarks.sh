@@ -1,24 +1,24 @@
 #!/usr/bin/env bash
-# One prepared GPU session for nclkit's benchmarks (issue 6), for a lent H100/H200.
+# nclkit's benchmarks on one GPU, within a time budget.
 #
-#   OUT=/some/folder bash benchmarks/gpu_session.sh      # from the repository root
+#   bash benchmarks/gpu_benchmarks.sh OUT_DIR      # from the repository root
 #
-# Installs nothing but nclkit itself (torch, torchvision, opencv, scikit-learn ... are on the image),
-# stays under BUDGET seconds (default 470, i.e. < 8 minutes) and writes everything under $OUT
+# Installs nothing but nclkit itself (torch, torchvision, opencv, scikit-learn ... must be installed),
+# stays under BUDGET seconds (default 470, i.e. < 8 minutes) and writes everything under OUT_DIR
 # (at most 7 files, all at the top level):
-#   session.log                     everything printed below
+#   benchmarks.log                  everything printed below
 #   train_step_paper.json           paper preset, batch 4, 512 px, eager (the numbers that count)
 #   profile_paper.txt               torch.profiler tables of one base and one full step, by self GPU time
 #   metrics.txt                     benchmarks/metrics.py (nclkit's per-image AUC/F1 vs scikit-learn)
-#   train_step_paper_compile.json   nclkit's LossModel under torch.compile (if time allows)
+#   train_step_paper_compile.json   nclkit's training step under torch.compile (if time allows)
 #   train_step_paper_cudnn.json     eager with torch.backends.cudnn.benchmark = True (if time allows)
 set -uo pipefail
-: "${OUT:?set OUT to the folder the results go to}"
+OUT="${1:?usage: bash benchmarks/gpu_benchmarks.sh OUT_DIR}"
 export PYTHONUNBUFFERED=1
 PY=${PY:-python3}
 BUDGET=${BUDGET:-470}
 mkdir -p "$OUT"
-exec > >(tee -a "$OUT/session.log") 2>&1
+exec > >(tee -a "$OUT/benchmarks.log") 2>&1
 
 left() { echo $((BUDGET - SECONDS)); }
 banner() { echo; echo "=== [t=${SECONDS}s, $(left)s left] $*"; }
@@ -27,7 +27,7 @@ banner "machine"
 nvidia-smi || echo "nvidia-smi failed (exit $?)"
 nproc
 
-banner "install nclkit (no dependencies, no network)"
+banner "install nclkit (no dependencies)"
 if ! $PY -m pip install -q -e . --no-deps --no-build-isolation; then
     echo "pip install -e . failed; importing nclkit from the working tree instead"
     export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"

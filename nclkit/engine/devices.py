@@ -1,0 +1,92 @@
+"""Where a run computes and how: the device, its name for reports, and the autocast precision.
+
+bf16 autocast on GPUs (fp16 with a gradient scaler where bf16 is missing); on a CPU bf16 autocast
+where it has native bf16 instructions (elsewhere bf16 is emulated and slower), fp32 otherwise.
+"""
+from __future__ import annotations
+
+import platform
+from pathlib import Path
+
+import torch
+
+from ..presets import Config
+
+__all__ = ["pick_device", "device_name", "cpu_has_native_bf16", "autocast_dtype", "precision_name"]
+
+
+def pick_device(device: str | torch.device | None = None) -> torch.device:
+    """The requested device, else CUDA when present, else the CPU.
+
+    Raises ValueError for a name that is not a device or a device this machine does not have.
+    """
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"device {device!r} is not a device name; expected cpu, cuda, cuda:N or mps") from None
+    if dev.type == "cuda":
+        n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if n == 0:
+            raise ValueError(f"device {device!r}: this machine has no CUDA GPU that PyTorch can use; use cpu")
+        if dev.index is not None and dev.index >= n:
+            raise ValueError(f"device {device!r}: this machine has {n} CUDA GPU(s), cuda:0 to cuda:{n - 1}")
+    elif dev.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"device {device!r}: MPS is not available on this machine; use cpu")
+    elif dev.type not in ("cpu", "cuda", "mps"):
+        raise ValueError(f"device {device!r}: nclkit runs on cpu, cuda or mps")
+    return dev
+
+
+def device_name(device: str | torch.device) -> str:
+    """The GPU's name, or the CPU's model with the ISA that decides its speed, for every recorded figure."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    if device.type != "cpu":
+        return str(device)
+    model, flags = platform.processor() or platform.machine(), set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name") and model in ("", platform.machine()):
+                model = line.split(":", 1)[1].strip()
+            if line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
+                break
+    except OSError:  # no /proc (macOS, Windows): the platform's word is all there is
+        pass
+    isa = [name for name, flag in (("AVX2", "avx2"), ("AVX-512", "avx512f"), ("AVX512-BF16", "avx512_bf16"),
+                                   ("AMX", "amx_tile")) if flag in flags]
+    return (f"CPU {model}, {torch.get_num_threads()} threads, ISA {'/'.join(isa) or 'unknown'}, "
+            f"torch kernels {torch.backends.cpu.get_cpu_capability()}")
+
+
+def cpu_has_native_bf16() -> bool:
+    """True where the CPU computes bf16 in hardware (AVX512-BF16 or AMX); there bf16 autocast trains
+    the quick preset about 1.4x faster than fp32 (benchmarks/train_step.py), elsewhere it is slower."""
+    probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")  # private but stable since torch 2.3
+    return any(bool(getattr(torch.cpu, name, lambda: False)()) for name in probes)
+
+
+def autocast_dtype(cfg: Config, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype of a training step; None means fp32.
+
+    CUDA: bf16 where the GPU has it, fp16 (with a scaler) otherwise. CPU: bf16 for `amp="bf16"`, or
+    for `amp="auto"` where the CPU has native bf16; never fp16 (few CPUs compute it natively).
+    """
+    if cfg.amp == "fp32":
+        return None
+    if device.type == "cpu":
+        native = cfg.amp == "auto" and cpu_has_native_bf16()
+        return torch.bfloat16 if cfg.amp == "bf16" or native else None
+    if device.type != "cuda":
+        return None
+    if cfg.amp == "bf16" or (cfg.amp == "auto" and torch.cuda.is_bf16_supported()):
+        return torch.bfloat16
+    return torch.float16
+
+
+def precision_name(cfg: Config, device: torch.device) -> str:
+    """How a training step of `cfg` computes on `device`, for reports: "bfloat16", "float16" or "fp32"."""
+    return str(autocast_dtype(cfg, device) or "fp32").replace("torch.", "")
