@@ -1,8 +1,8 @@
 """Visualisation: overlays, patch-category maps (paper Fig. 1), matplotlib grids, notebook widgets."""
 from .overlays import CATEGORY_COLORS, category_map_rgb, overlay, show_grid, show_samples
-from .widgets import png_bytes, threshold_explorer, upload_and_predict
+from .widgets import figure_png, figure_slider, png_bytes, threshold_explorer, upload_and_predict
 
 __all__ = [
     "CATEGORY_COLORS", "overlay", "category_map_rgb", "show_grid", "show_samples",
-    "png_bytes", "threshold_explorer", "upload_and_predict",
+    "png_bytes", "threshold_explorer", "upload_and_predict", "figure_slider", "figure_png",
 ]
