@@ -4,7 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python -m pip install --quiet --disable-pip-version-check -e ".[test,notebooks]"
-export NCLKIT_QUICK=1 MPLBACKEND=Agg PYTHONHASHSEED=0
+# The inline backend, not Agg: the notebooks' kernels then put every figure into the cell outputs, where
+# notebooks/conftest.py checks that each cell that draws produced one (the unit tests pin Agg themselves).
+export NCLKIT_QUICK=1 MPLBACKEND=module://matplotlib_inline.backend_inline PYTHONHASHSEED=0
 set +e
 python -m pytest tests notebooks --nbval-lax --durations=15 -p no:cacheprovider "$@"
 rc=$?

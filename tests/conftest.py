@@ -1,7 +1,11 @@
 """Shared fixtures: a tiny synthetic dataset made once per session, and the tiny training config."""
 from pathlib import Path
 
+import matplotlib
 import pytest
+
+# Headless figures for the unit tests, whatever MPLBACKEND says (the notebooks run with an image backend).
+matplotlib.use("Agg")
 
 
 @pytest.fixture(scope="session")

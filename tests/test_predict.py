@@ -182,3 +182,32 @@ def test_widgets_construct_without_frontend():
     assert len(results.children) == 1 and "bad.png" in status.value
     with pytest.raises(ValueError):
         threshold_explorer(image, prob[:8])
+
+
+def test_figure_slider_redraws_without_frontend():
+    pytest.importorskip("ipywidgets")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from nclkit.viz import figure_slider
+
+    drawn = []
+
+    def draw(value):
+        drawn.append(value)
+        fig, ax = plt.subplots(figsize=(2, 2))
+        ax.plot([0, 1], [0, value])
+        return fig
+
+    before = set(plt.get_fignums())
+    box = figure_slider(draw, [0.1, 0.5, 1.0], 0.5, "tau")
+    slider, picture = box.children
+    first = picture.value
+    assert drawn == [0.5] and first[:4] == b"\x89PNG"
+    slider.value = 1.0  # observers run without a frontend
+    assert drawn == [0.5, 1.0] and picture.value[:4] == b"\x89PNG" and picture.value != first
+    assert set(plt.get_fignums()) == before, "the slider's figures are closed, not left to be shown twice"
+    with pytest.raises(ValueError):
+        figure_slider(draw, [0.1, 0.5], 0.3)

@@ -1,8 +1,9 @@
-"""ipywidgets helpers for notebooks: a threshold explorer and upload-and-predict.
+"""ipywidgets helpers for notebooks: a threshold explorer, upload-and-predict and a figure slider.
 
-ipywidgets is imported inside each function, so ``import nclkit.viz`` works without it. Both
-helpers build plain widget trees (images as PNG bytes, no matplotlib), so they construct without
-a running notebook frontend; they only come alive when a notebook displays them.
+ipywidgets (and matplotlib, for the figure slider) is imported inside each function, so
+``import nclkit.viz`` works without it. The helpers build plain widget trees (images as PNG bytes),
+so they construct without a running notebook frontend; they only come alive when a notebook
+displays them.
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from ..engine.metrics import pixel_f1
 from ..engine.predict import predict_probability
 from .overlays import overlay
 
-__all__ = ["threshold_explorer", "upload_and_predict", "png_bytes"]
+__all__ = ["threshold_explorer", "upload_and_predict", "figure_slider", "figure_png", "png_bytes"]
 
 
 def png_bytes(array: np.ndarray) -> bytes:
@@ -120,3 +121,39 @@ def upload_and_predict(model: Any, threshold: float = 0.5, width: int = 320) -> 
 
     upload.observe(on_upload, names="value")
     return widgets.VBox([upload, status, results])
+
+
+def figure_png(fig: Any, dpi: int = 80) -> bytes:
+    """A matplotlib figure -> PNG file contents; the figure is closed (no second copy is shown inline)."""
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def figure_slider(draw: Any, values: Any, value: Any, description: str = "value", width: int = 720) -> Any:
+    """A slider over `values` that redraws `draw(value)`, a function returning a matplotlib figure.
+
+    A selection slider, not a float one: the values can be spaced as the parameter needs (a log scale
+    for a temperature), and a notebook can precompute what `draw` needs for exactly those values.
+
+    Returns:
+        ipywidgets.VBox (slider, picture of the current value's figure).
+    """
+    import ipywidgets as widgets
+
+    values = list(values)
+    if value not in values:
+        raise ValueError(f"value {value!r} is not one of the slider's values {values}")
+    slider = widgets.SelectionSlider(options=values, value=value, description=description,
+                                     continuous_update=False)
+    picture = widgets.Image(format="png", width=width)
+
+    def update(_change: Any = None) -> None:
+        picture.value = figure_png(draw(slider.value))
+
+    slider.observe(update, names="value")
+    update()
+    return widgets.VBox([slider, picture])
