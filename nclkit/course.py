@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,11 @@ class Profile:
     def __str__(self) -> str:
         scale = "quick (small model, synthetic data, minutes on a CPU)" if self.quick else "paper (ResNet-101, 512 px)"
         return f"device: {self.device_name} | scale: {scale} | preset: {self.preset}"
+
+
+def in_colab() -> bool:
+    """True inside a Google Colab runtime (where the course may fetch data and cache on Drive)."""
+    return "google.colab" in sys.modules
 
 
 def device_profile() -> Profile:

@@ -12,6 +12,11 @@ import numpy as np
 import torch
 
 from .course import check_function
+from .engine.metrics import global_f1, nan_mean, pixel_f1
+from .engine.trainer import poly_lambda
+from .models.pivot import PivotNetwork
+from .ncl.categorize import categorize_patches
+from .ncl.ncl_loss import ncl_terms
 
 __all__ = ["check_tampered_share", "check_patch_categories", "check_pivot_pooling", "check_ncl_term2",
            "check_poly_lr", "check_f1_protocols", "check_all_tampered_f1", "check_block_strides",
@@ -43,8 +48,6 @@ def check_tampered_share(candidate: Any) -> bool:
 
 def check_patch_categories(candidate: Any) -> bool:
     """Notebook 01: candidate(mask, patch_px) -> (H // patch_px, W // patch_px) codes 0/1/2 (authentic/tampered/contour)."""
-    from .ncl.categorize import categorize_patches
-
     cases = [(m, px) for m, px in zip(_blob_masks(3, 32), (4, 8, 2))]
 
     def reference(mask, patch_px):
@@ -56,28 +59,26 @@ def check_patch_categories(candidate: Any) -> bool:
 
 def check_pivot_pooling(candidate: Any) -> bool:
     """Notebook 02: candidate(branch_map, is_contour) -> (C,) mean of the (C, H, W) map over the contour cells."""
-    from .ncl.pivot import PivotNetwork
-
     gen, cases = _gen(0), []
     for channels in (4, 8):
         pivot = PivotNetwork(channels).eval()  # eval: the branch is a fixed per-cell function
         feature = torch.randn(channels, 6, 6, generator=gen)
         is_contour = torch.rand(6, 6, generator=gen) > 0.7
+        rows, weight = feature.flatten(1).T[None], is_contour.flatten()[None]  # (1, 36, C), (1, 36): cells as rows
         with torch.no_grad():
-            branch_map = pivot.plus(feature[None], is_contour[None, None].float())[0]  # (C, 6, 6)
-        cases.append((branch_map, is_contour, pivot, feature))
+            branch_rows = pivot.plus(rows, weight[..., None].float())[0]  # (36, C)
+        branch_map = branch_rows.T.reshape(channels, 6, 6)  # back to the (C, H, W) map the learner sees
+        cases.append((branch_map, is_contour, pivot, rows, weight))
 
-    def reference(branch_map, is_contour, pivot, feature):
+    def reference(branch_map, is_contour, pivot, rows, weight):
         with torch.no_grad():
-            return pivot(feature[None], is_contour[None, None])[0][0]  # se+ of the one image
+            return pivot(rows, weight)[0][0]  # se+ of the one image
 
     return check_function(lambda m, c, *_: candidate(m, c), reference, cases, "pivot pooling")
 
 
 def check_ncl_term2(candidate: Any) -> bool:
     """Notebook 03: candidate(p, n, se_plus, tau) -> term 2 of eq. 7 for one image, as a loss (0-dim)."""
-    from .ncl.ncl_loss import ncl_terms
-
     gen, cases = _gen(0), []
     for m, n, tau in ((5, 7, 0.1), (3, 12, 0.5), (8, 2, 1.0)):
         cases.append((torch.randn(m, 16, generator=gen), torch.randn(n, 16, generator=gen),
@@ -91,8 +92,6 @@ def check_ncl_term2(candidate: Any) -> bool:
 
 def check_poly_lr(candidate: Any) -> bool:
     """Notebook 05: candidate(base_lr, step, total_steps, power) -> the learning rate of the poly schedule."""
-    from .engine.trainer import poly_lambda
-
     cases = [(0.007, 0, 100, 0.9), (0.007, 50, 100, 0.9), (0.01, 99, 100, 0.9), (0.01, 30, 40, 2.0)]
     return check_function(candidate, lambda lr, s, t, p: torch.tensor(lr * poly_lambda(t, p)(s)), cases,
                           "poly learning rate", atol=1e-9)
@@ -100,8 +99,6 @@ def check_poly_lr(candidate: Any) -> bool:
 
 def check_f1_protocols(candidate: Any) -> bool:
     """Notebook 06: candidate(probs, masks) -> (mean per-image F1, global F1) at threshold 0.5."""
-    from .engine.metrics import global_f1, nan_mean, pixel_f1
-
     gen = _gen(1)
     masks = [m.numpy().astype(np.uint8) for m in _blob_masks(4, 24, seed=1)]
     probs = [np.clip(m + 0.6 * torch.randn(m.shape, generator=gen).numpy(), 0, 1).astype(np.float32) for m in masks]
@@ -115,7 +112,6 @@ def check_f1_protocols(candidate: Any) -> bool:
 
 def check_all_tampered_f1(candidate: Any) -> bool:
     """Notebook 07: candidate(masks) -> mean per-image F1 of calling every pixel tampered (a table's floor)."""
-    from .engine.metrics import nan_mean, pixel_f1
 
     masks = [m.numpy().astype(np.uint8) for m in _blob_masks(5, 20, seed=2)]
     cases = [(masks,), (masks[:1],)]
@@ -135,7 +131,6 @@ def check_block_strides(candidate: Any, encoders: list[Any]) -> bool:
 
 def check_best_threshold(candidate: Any) -> bool:
     """Notebook 09: candidate(prob, mask, thresholds) -> the threshold of the list with the highest F1 (first on ties)."""
-    from .engine.metrics import pixel_f1
 
     gen = _gen(3)
     masks = [m.numpy().astype(np.uint8) for m in _blob_masks(3, 24, seed=3)]

@@ -76,12 +76,20 @@ def test_trained_then_reused(no_real_data, tiny_manifest, capsys):
 def test_interrupted_run_is_resumed_not_reused(no_real_data, tiny_manifest, monkeypatch, capsys):
     from nclkit.engine import trainer
 
-    original = trainer.train
-    monkeypatch.setattr(trainer, "train", lambda *a, **k: original(*a, **k, stop_after_epochs=1))
-    cut = course.train_or_reuse(tiny_manifest, **TINY)  # the session ended after one of two epochs
-    assert course.run_progress(cut.run, 2) == ("interrupted", 1) and cut.checkpoint.is_file()
-    monkeypatch.setattr(trainer, "train", original)
+    original, calls = trainer.train_one_epoch, []
+
+    def interrupted_in_epoch_2(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # the runtime stopped during the second of two epochs
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(trainer, "train_one_epoch", interrupted_in_epoch_2)
+    with pytest.raises(KeyboardInterrupt):
+        course.train_or_reuse(tiny_manifest, **TINY)
+    monkeypatch.setattr(trainer, "train_one_epoch", original)
     resumed = course.train_or_reuse(tiny_manifest, **TINY)
+    cut = resumed
     assert (resumed.outcome, resumed.resumed_from, resumed.run) == ("resumed", 1, cut.run)
     assert "resumed an interrupted run from epoch 1 of 2" in capsys.readouterr().out
     assert course.run_progress(cut.run, 2) == ("complete", 2)

@@ -18,7 +18,7 @@ LAYERS = {
     "ncl": 3,
     "engine": 4,
     "metrics": 5, "viz": 5,  # nclkit.metrics re-exports engine.metrics
-    "course": 6, "cli": 6,
+    "course": 6, "exercises": 6, "cli": 6,
     "__init__": 7,  # the package's flat API re-exports from every layer
 }
 

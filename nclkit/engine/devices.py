@@ -5,6 +5,7 @@ where it has native bf16 instructions (elsewhere bf16 is emulated and slower), f
 """
 from __future__ import annotations
 
+import os
 import platform
 from pathlib import Path
 
@@ -58,8 +59,12 @@ def device_name(device: str | torch.device) -> str:
         pass
     isa = [name for name, flag in (("AVX2", "avx2"), ("AVX-512", "avx512f"), ("AVX512-BF16", "avx512_bf16"),
                                    ("AMX", "amx_tile")) if flag in flags]
+    # ONEDNN_MAX_CPU_ISA caps the convolutions' instruction set (with ATEN_CPU_CAPABILITY, how a faster
+    # CPU stands in for an AVX2-only one): a figure measured so must say it.
+    capped = os.environ.get("ONEDNN_MAX_CPU_ISA")
     return (f"CPU {model}, {torch.get_num_threads()} threads, ISA {'/'.join(isa) or 'unknown'}, "
-            f"torch kernels {torch.backends.cpu.get_cpu_capability()}")
+            f"torch kernels {torch.backends.cpu.get_cpu_capability()}"
+            + (f", oneDNN capped at {capped}" if capped else ""))
 
 
 def cpu_has_native_bf16() -> bool:

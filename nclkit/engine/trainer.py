@@ -46,7 +46,7 @@ from .checkpoint import (
     check_compatible, check_finite_weights, check_resumable, nonfinite_tensors, read_checkpoint, rng_state,
     save_checkpoint, set_rng_state,
 )
-from .devices import autocast_dtype
+from .devices import autocast_dtype, device_name
 from .evaluator import evaluate
 from .outputs import last_checkpoint_note, prepare_run_dir
 
@@ -223,7 +223,7 @@ def train(
     if world.is_main:
         (out_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
     writer = _tensorboard(out_dir) if tensorboard and world.is_main else None
-    out_of_time = False
+    out_of_time, first = False, run.epoch
     for epoch in range(run.epoch, cfg.epochs):
         t0 = time.perf_counter()
         deadline = t0 + cfg.max_train_seconds - run.train_seconds if cfg.max_train_seconds > 0 else math.inf
@@ -235,9 +235,22 @@ def train(
             raise _diverged(err, epoch, out_dir, cfg) from None
         out_of_time = res.out_of_time
         _end_epoch(t, cfg, run, epoch, res, time.perf_counter() - t0, val_records, out_dir, world, writer)
+        if epoch == first and world.is_main and not out_of_time:
+            print(_estimate(cfg, epoch, time.perf_counter() - t0, t.device), flush=True)
         if out_of_time:
             break
     return _finish(t, run, out_dir, world, writer, out_of_time)
+
+
+def _estimate(cfg: Config, epoch: int, seconds: float, device: torch.device) -> str:
+    """One line after a run's first epoch: how long the rest will take here. The schedule is fixed in
+    epochs, so a slower machine trains the same model and takes longer; this says how much longer."""
+    left = cfg.epochs - epoch - 1
+    line = (f"epoch {epoch + 1} of {cfg.epochs} took {seconds:.1f} s (validation included) on {device_name(device)}: "
+            f"about {seconds * left / 60:.1f} min for the {left} epochs left")
+    if cfg.max_train_seconds > 0 and seconds * (epoch + 1 + left) > cfg.max_train_seconds:
+        line += f"; the {cfg.max_train_seconds:.0f} s time budget will stop it first (max_train_seconds=0 lifts it)"
+    return line
 
 
 def _seed_everything(seed: int) -> None:
