@@ -4,6 +4,8 @@ from pathlib import Path
 import pytest
 
 from nclkit import course
+import sys
+import types
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
@@ -138,3 +140,20 @@ def test_exercise_checker_never_raises(capsys):
     assert course.check_pc_loss(right) and "solved" in capsys.readouterr().out
     assert not course.check_pc_loss(swapped) and "not yet" in capsys.readouterr().out
     assert not course.check_pc_loss(broken) and "KeyError" in capsys.readouterr().out
+
+
+def test_cache_dir_env_then_drive_then_home(monkeypatch, tmp_path):
+    from nclkit import course
+
+    monkeypatch.setenv("NCLKIT_CACHE", str(tmp_path / "env"))
+    assert course.cache_dir() == tmp_path / "env"
+    monkeypatch.delenv("NCLKIT_CACHE")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    drive = tmp_path / "drive" / "MyDrive"
+    monkeypatch.setattr(course, "COLAB_DRIVE", drive)
+    monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
+    assert course.cache_dir() == tmp_path / "home" / ".cache" / "nclkit" / "course"  # Drive not mounted
+    drive.mkdir(parents=True)
+    assert course.cache_dir() == drive / "nclkit_cache"
+    monkeypatch.delitem(sys.modules, "google.colab")
+    assert course.cache_dir() == tmp_path / "home" / ".cache" / "nclkit" / "course"  # Drive is Colab's only

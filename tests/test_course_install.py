@@ -81,23 +81,6 @@ def test_extras_fit_colab_and_a_local_lab():
     assert '".[notebooks,lab]"' in (ROOT / "README.md").read_text()
 
 
-def test_cache_dir_env_then_drive_then_home(monkeypatch, tmp_path):
-    from nclkit import course
-
-    monkeypatch.setenv("NCLKIT_CACHE", str(tmp_path / "env"))
-    assert course.cache_dir() == tmp_path / "env"
-    monkeypatch.delenv("NCLKIT_CACHE")
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    drive = tmp_path / "drive" / "MyDrive"
-    monkeypatch.setattr(course, "COLAB_DRIVE", drive)
-    monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
-    assert course.cache_dir() == tmp_path / "home" / ".cache" / "nclkit" / "course"  # Drive not mounted
-    drive.mkdir(parents=True)
-    assert course.cache_dir() == drive / "nclkit_cache"
-    monkeypatch.delitem(sys.modules, "google.colab")
-    assert course.cache_dir() == tmp_path / "home" / ".cache" / "nclkit" / "course"  # Drive is Colab's only
-
-
 def _build(source: Path, dist: Path) -> tuple[Path, Path]:
     """Wheel and sdist through setuptools' own build backend: no download, no build isolation."""
     for hook in ("build_wheel", "build_sdist"):

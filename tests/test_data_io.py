@@ -7,6 +7,9 @@ import tifffile
 from PIL import Image
 
 from nclkit.data import DataError, binarize_mask, image_hw, load_image, load_mask
+import warnings
+
+from PIL import ImageOps
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 RGB = np.random.default_rng(0).integers(0, 256, (12, 10, 3), dtype=np.uint8)
@@ -146,3 +149,113 @@ def test_real_coverage_tiff():
     mask = load_mask(SHARED / "COVERAGE" / "mask" / "1forged.tif", expected_hw=img.shape[:2])
     assert img.dtype == np.uint8 and img.shape[2] == 3
     assert set(np.unique(mask)) == {0, 1}
+
+
+REGION = (slice(2, 5), slice(3, 7))  # 12 pixels of a 6 x 8 mask
+
+
+N_REGION = 12
+
+
+def _region(dtype=np.uint8, value=1):
+    m = np.zeros((6, 8), dtype)
+    m[REGION] = value
+    return m
+
+
+def _palette(path, colour):
+    im = Image.frombytes("P", (8, 6), _region().tobytes())
+    im.putpalette([0, 0, 0, *colour])
+    im.save(path)
+
+
+def _rgb(path, colour, fmt=None):
+    arr = np.zeros((6, 8, 3), np.uint8)
+    arr[REGION] = colour
+    Image.fromarray(arr).save(path, format=fmt)
+
+
+MASK_WRITERS = {
+    "png 8-bit 0/1": ("png", lambda p: Image.fromarray(_region()).save(p)),
+    "png 8-bit 0/255": ("png", lambda p: Image.fromarray(_region(value=255)).save(p)),
+    "png 16-bit 0/1": ("png", lambda p: Image.fromarray(_region(np.uint16)).save(p)),
+    "png 16-bit 0/65535": ("png", lambda p: Image.fromarray(_region(np.uint16, 65535)).save(p)),
+    "tiff 16-bit 0/1": ("tif", lambda p: tifffile.imwrite(p, _region(np.uint16))),
+    "tiff float 0/1": ("tif", lambda p: tifffile.imwrite(p, _region(np.float32))),
+    "palette index 1 red": ("png", lambda p: _palette(p, (255, 0, 0))),
+    "palette index 1 = (1, 1, 1)": ("png", lambda p: _palette(p, (1, 1, 1))),
+    "red on black": ("png", lambda p: _rgb(p, (255, 0, 0))),
+    "green on black": ("png", lambda p: _rgb(p, (0, 255, 0))),
+    "blue on black bmp": ("bmp", lambda p: _rgb(p, (0, 0, 255))),
+    "rgba white, opaque": ("png", lambda p: Image.fromarray(
+        np.dstack([_region(value=255)] * 3 + [np.full((6, 8), 255, np.uint8)])).save(p)),
+    "1-bit": ("png", lambda p: Image.fromarray(_region().astype(bool)).save(p)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(MASK_WRITERS))
+def test_masks_binarised_as_meant(name, tmp_path):
+    suffix, write = MASK_WRITERS[name]
+    path = tmp_path / f"mask.{suffix}"
+    write(path)
+    mask = load_mask(path, expected_hw=(6, 8))
+    assert mask.dtype == np.uint8 and int(mask.sum()) == N_REGION, name
+    assert mask[REGION].all()
+
+
+@pytest.mark.parametrize("code", range(1, 9))
+@pytest.mark.parametrize("suffix", [".jpg", ".png"])
+def test_exif_orientation_applied_to_images_and_masks_alike(code, suffix, tmp_path):
+    stored = np.zeros((6, 10, 3), np.uint8)
+    stored[1:3, 2:5] = 255  # a bright block, also the mask's region: the pair must stay aligned
+    exif = Image.Exif()
+    exif[0x0112] = code
+    Image.fromarray(stored).save(tmp_path / f"img{suffix}", exif=exif, quality=100)
+    Image.fromarray(stored[:, :, 0]).save(tmp_path / "mask.png", exif=exif)
+    image = load_image(tmp_path / f"img{suffix}")
+    upright = np.asarray(ImageOps.exif_transpose(Image.open(tmp_path / f"img{suffix}")).convert("RGB"))
+    np.testing.assert_array_equal(image, upright)
+    mask = load_mask(tmp_path / "mask.png", expected_hw=image.shape[:2])
+    np.testing.assert_array_equal(mask, image[:, :, 0] > 127)
+    assert image_hw(tmp_path / f"img{suffix}") == image.shape[:2] == ((10, 6) if code >= 5 else (6, 10))
+
+
+@pytest.mark.parametrize("code", [3, 6, 8])
+def test_tiff_orientation_read_by_tifffile_matches(code, tmp_path):
+    stored = np.arange(6 * 10 * 3, dtype=np.uint8).reshape(6, 10, 3)
+    tifffile.imwrite(tmp_path / "a.tif", stored, photometric="rgb", extratags=[(0x0112, "H", 1, code, True)])
+    exif = Image.Exif()
+    exif[0x0112] = code
+    Image.fromarray(stored).save(tmp_path / "a.png", exif=exif)
+    np.testing.assert_array_equal(load_image(tmp_path / "a.tif"), load_image(tmp_path / "a.png"))
+    assert image_hw(tmp_path / "a.tif") == load_image(tmp_path / "a.tif").shape[:2]
+
+
+def test_a_multi_page_tiff_is_its_first_page_not_colour_channels(tmp_path):
+    pages = [Image.fromarray(np.full((6, 8), v, np.uint8)) for v in (10, 20, 30)]
+    pages[0].save(tmp_path / "pages.tif", save_all=True, append_images=pages[1:])
+    with pytest.warns(UserWarning, match="3 pages; only the first"):
+        image = load_image(tmp_path / "pages.tif")
+    assert image.shape == (6, 8, 3) and (image == 10).all()
+
+
+def test_a_planar_rgb_tiff_is_still_colour(tmp_path):
+    tifffile.imwrite(tmp_path / "planar.tif", np.stack([np.full((6, 8), v, np.uint8) for v in (10, 20, 30)]),
+                     photometric="rgb", planarconfig="separate")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert load_image(tmp_path / "planar.tif")[0, 0].tolist() == [10, 20, 30]
+
+
+@pytest.mark.parametrize("suffix", [".png", ".tif"])
+def test_a_large_photo_has_a_clear_limit_and_an_override(suffix, tmp_path, monkeypatch):
+    path = tmp_path / f"big{suffix}"
+    Image.fromarray(np.zeros((30, 40, 3), np.uint8)).save(path)
+    monkeypatch.setenv("NCLKIT_MAX_IMAGE_PIXELS", "1000")
+    with pytest.raises(DataError, match="limit of 1,000 pixels.*NCLKIT_MAX_IMAGE_PIXELS=1200") as err:
+        load_image(path)
+    assert "corrupt" not in str(err.value)
+    monkeypatch.setenv("NCLKIT_MAX_IMAGE_PIXELS", "0")
+    assert load_image(path).shape == (30, 40, 3)
+    monkeypatch.delenv("NCLKIT_MAX_IMAGE_PIXELS")
+    assert load_image(path).shape == (30, 40, 3)  # the default admits 100 MP photos (about 89 MP in Pillow)

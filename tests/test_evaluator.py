@@ -1,70 +1,23 @@
 """nclkit.engine.evaluator on a tiny on-disk set with a stand-in model whose output is known."""
 import json
 import math
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
-from torch import nn
 
 from nclkit.data import Record
 from nclkit.engine import metrics as M
 from nclkit.engine.evaluator import evaluate, write_report
 from nclkit.engine.predict import predict_probability
-from nclkit.engine.robustness import robustness_markdown, robustness_table
-from nclkit.viz import save_prediction_figure
 
+from helpers import make_pair
+from nclkit.data import DataError
+from nclkit.engine.checkpoint import load_model
 
-@dataclass
-class _Out:
-    logits: torch.Tensor
-
-
-class RedDetector(nn.Module):
-    """Logit = 4 * (red - green) in normalised units: red regions read as tampered."""
-
-    def __init__(self):
-        super().__init__()
-        self.conv = nn.Conv2d(3, 1, 1)
-        with torch.no_grad():
-            self.conv.weight.copy_(torch.tensor([4.0, -4.0, 0.0]).view(1, 3, 1, 1))
-            self.conv.bias.fill_(-0.5)
-
-    def forward(self, x):
-        return _Out(self.conv(x))
-
-
-def _sample(rng, h, w, box):
-    image = rng.integers(60, 120, (h, w, 3), dtype=np.uint8)
-    mask = np.zeros((h, w), np.uint8)
-    if box is not None:
-        y0, y1, x0, x1 = box
-        mask[y0:y1, x0:x1] = 1
-        image[y0:y1, x0:x1, 0] = rng.integers(150, 256, (y1 - y0, x1 - x0))
-        image[y0:y1, x0:x1, 1] = rng.integers(0, 90, (y1 - y0, x1 - x0))
-    image[0, :8, 0] = 255  # a few false-positive pixels so that metrics are not trivially 1
-    image[0, :8, 1] = 0
-    return image, mask
-
-
-@pytest.fixture
-def records(tmp_path):
-    rng = np.random.default_rng(0)
-    out = []
-    specs = [("t1", 40, 52, (5, 20, 10, 30)), ("t2", 33, 47, (0, 33, 0, 10)), ("t3", 64, 30, (20, 50, 5, 25)),
-             ("a1", 36, 36, None), ("a2", 50, 41, None)]
-    for name, h, w, box in specs:
-        image, mask = _sample(rng, h, w, box)
-        Image.fromarray(image).save(tmp_path / f"{name}.png")
-        mask_path = None
-        if box is not None:
-            mask_path = str(tmp_path / f"{name}_gt.png")
-            Image.fromarray(mask * 255).save(mask_path)
-        out.append(Record(str(tmp_path / f"{name}.png"), mask_path, int(box is not None), "toy", "test", name))
-    return out
+from helpers import RedDetector
 
 
 def test_metrics_are_per_tampered_image_means(records):
@@ -150,20 +103,6 @@ def test_write_report_json_and_markdown(records, tmp_path):
     assert "| pixel_auc | n/a |" in md and "## Protocol" in md and "| t1 |" in md
 
 
-def test_prediction_figure(records, tmp_path):
-    path = save_prediction_figure(RedDetector(), records, tmp_path / "fig.png", n=4)
-    assert path.exists() and path.stat().st_size > 1000
-
-
-def test_robustness_table_rows(records):
-    table = robustness_table(RedDetector(), records, attacks=("blur:3", "jpeg:50"), progress=False)
-    assert [r["attack"] for r in table["rows"]] == ["none", "blur:3", "jpeg:50"]
-    assert [r["label"] for r in table["rows"]] == ["None", "GaussianBlur(size=3)", "JPEGCompress(50)"]
-    assert table["rows"][0]["pixel_auc"] == pytest.approx(evaluate(RedDetector(), records, progress=False)["pixel_auc"])
-    md = robustness_markdown(table)
-    assert md.count("\n| ") == 4  # header + 3 rows
-
-
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
@@ -184,3 +123,21 @@ def test_real_coverage_images_with_real_model():
         assert result["n_tampered"] == 1 and result["n_authentic"] == 1
         assert 0.0 <= result["pixel_f1"] <= 1.0 and 0.0 <= result["pixel_auc"] <= 1.0
         assert result["image_auc"] in (0.0, 0.5, 1.0)
+
+
+def test_evaluate_refuses_records_whose_label_and_mask_disagree(checkpoint, tmp_path):
+    rec = make_pair(tmp_path, "a")
+    model, _ = load_model(checkpoint)
+    for bad in (Record(rec.image, None, 1, "t", "test", "x"), Record(rec.image, rec.mask, 0, "t", "test", "y")):
+        with pytest.raises(DataError, match="tampered records need a mask"):
+            evaluate(model, [bad], progress=False)
+
+
+def test_all_tampered_reference_is_2p_over_1_plus_p(tiny_manifest):
+    from nclkit.data import load_mask, read_manifest
+    from nclkit.engine.evaluator import all_tampered_f1
+
+    test = [r for r in read_manifest(tiny_manifest, split="test") if r.mask]
+    shares = [load_mask(r.mask).mean() for r in test]
+    expected = sum(2 * p / (1 + p) for p in shares) / len(shares)
+    assert all_tampered_f1(test) == pytest.approx(expected)

@@ -75,3 +75,41 @@ def test_write_rejects_empty_and_bad_split(tmp_path):
         write_manifest([], tmp_path / "m.jsonl")
     with pytest.raises(DataError, match="split 'dev'"):
         write_manifest([Record("a", None, 0, "t", "dev", "a")], tmp_path / "m.jsonl")
+
+
+GOOD = {"image": "a.png", "mask": "a_gt.png", "label": 1, "dataset": "t", "split": "test", "id": "a"}
+
+
+@pytest.mark.parametrize("line2, message", [
+    (dict(GOOD), "line 2: id 'a' repeats line 1"),
+    ({**GOOD, "id": "b", "mask": None}, "line 2: tampered record 'b' has no mask"),
+    ({**GOOD, "id": "b", "label": 0}, "line 2: authentic record 'b' has a mask"),
+    ({**GOOD, "id": "b", "label": 2}, "line 2: label 2; expected 0"),
+    ({**GOOD, "id": "b", "label": None}, "line 2: label None; expected 0"),
+    ({**GOOD, "id": "b", "label": "yes"}, "line 2: label 'yes'; expected 0"),
+    ({**GOOD, "id": "b", "label": True}, "line 2: label True; expected 0"),
+    ({**GOOD, "id": "b", "image": None}, "line 2: image None; expected a non-empty string"),
+    ({**GOOD, "id": "b", "mask": 5}, "line 2: mask 5; expected a path"),
+    ({**GOOD, "id": "b", "split": "dev"}, "line 2: split 'dev'"),
+    ({**GOOD, "id": None}, "line 2: id None"),
+])
+def test_manifest_lines_validated_on_read(line2, message, tmp_path):
+    path = tmp_path / "m.jsonl"
+    path.write_text(json.dumps(GOOD) + "\n" + json.dumps(line2) + "\n")
+    with pytest.raises(DataError) as err:
+        read_manifest(path)
+    assert str(err.value).startswith(f"{path}: ") and message in str(err.value), str(err.value)
+
+
+def test_non_utf8_manifest_names_file_and_line(tmp_path):
+    path = tmp_path / "latin1.jsonl"
+    latin1 = json.dumps({**GOOD, "id": "é"}, ensure_ascii=False).encode("latin-1")
+    path.write_bytes((json.dumps(GOOD) + "\n").encode() + latin1 + b"\n")
+    with pytest.raises(DataError, match=r"latin1.jsonl: line 2 is not UTF-8"):
+        read_manifest(path)
+
+
+def test_a_byte_order_mark_is_accepted(tmp_path):
+    path = tmp_path / "bom.jsonl"
+    path.write_bytes(b"\xef\xbb\xbf" + json.dumps({**GOOD, "mask": None, "label": 0}).encode() + b"\n")
+    assert read_manifest(path)[0].id == "a"

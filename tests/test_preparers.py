@@ -12,6 +12,17 @@ from PIL import Image
 from nclkit.data import DataError, image_hw, load_mask, read_manifest, validate_manifest
 from nclkit.data.preparers import COVERAGE_MIS_SIZED, PREPARERS, columbia_mask_from_edgemask, extract_archive
 
+from helpers import one_line_error
+import os
+import subprocess
+import sys
+
+from nclkit.cli import main
+from nclkit.data.preparers import prepare_nist16
+from nclkit.data.preparers.common import manifest_paths
+
+REPO = Path(__file__).resolve().parents[1]
+
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
@@ -46,9 +57,6 @@ def _assert_aligned_binary(manifest):
             assert set(np.unique(m)) <= {0, 1} and m.any(), r.id
     return recs
 
-
-def test_registry_names():
-    assert set(PREPARERS) == {"coverage", "casia1", "casia2", "columbia", "nist16", "defacto", "imd2020"}
 
 
 def test_coverage_real(tmp_path):
@@ -357,3 +365,30 @@ def test_extract_archive_safe_and_escaping(tmp_path):
     notarc.write_text("plain text")
     with pytest.raises(DataError, match="x.zip"):
         extract_archive(notarc, tmp_path / "out5")
+
+
+def test_nist16_short_row_is_one_line(tmp_path, capsys):
+    ref = tmp_path / "reference" / "manipulation" / "NC2016-manipulation-ref.csv"
+    ref.parent.mkdir(parents=True)
+    ref.write_text("ProbeFileName|ProbeMaskFileName|IsTarget\nprobe/b.jpg\nprobe/a.jpg|mask/a.png|Y\n")
+    with pytest.raises(DataError, match=r"line 2 has 1 fields, expected 3"):
+        prepare_nist16(tmp_path, tmp_path / "m.jsonl")
+    assert main(["prepare", "nist16", "--root", str(tmp_path), "--out", str(tmp_path / "m.jsonl")]) == 2
+    one_line_error(capsys, "NC2016-manipulation-ref.csv", "line 2")
+
+
+@pytest.mark.parametrize("out", ["x.json", "x.txt"])
+def test_prepare_out_with_a_non_jsonl_suffix_is_refused(out, tmp_path, capsys):
+    with pytest.raises(DataError, match=r"must end in \.jsonl"):
+        manifest_paths(tmp_path / out, "coverage")
+    assert main(["prepare", "coverage", "--root", str(tmp_path), "--out", str(tmp_path / out)]) == 2
+    one_line_error(capsys, out, ".jsonl")
+    assert not (tmp_path / out).exists()
+
+
+def test_prepare_scripts_print_one_line(tmp_path):
+    proc = subprocess.run([sys.executable, str(REPO / "data_scripts" / "prepare_coverage.py"), "--root",
+                           str(tmp_path / "nowhere"), "--out", str(tmp_path / "m.jsonl")],
+                          capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().count("\n") == 0 and "nowhere" in proc.stderr

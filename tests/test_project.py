@@ -6,49 +6,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from nclkit.presets import PRESETS, apply_overrides, get_config
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
-
-
-def test_paper_preset_is_the_paper():
-    cfg = PRESETS["paper"]
-    assert (cfg.encoder, cfg.output_stride, cfg.crop_size, cfg.batch_size) == ("resnet101", 8, 512, 4)
-    assert cfg.aspp_rates == (12, 24, 36)
-    assert (cfg.lr, cfg.momentum, cfg.weight_decay, cfg.poly_power) == (0.007, 0.9, 5e-4, 0.9)
-    assert (cfg.omega, cfg.mu, cfg.pivot_block, cfg.variant) == (0.01, 0.9, 1, "full")
-    # the readings argued in docs/interpretation.md
-    assert (cfg.block1, cfg.patch_size, cfg.aux_before_upsampling, cfg.sample_weighting) == ("conv1", 1, False, True)
-    assert (cfg.scale_min, cfg.scale_max, cfg.aux_weight) == (0.5, 2.0, 1.0)
-
-
-def test_quick_preset_changes_numbers_not_logic():
-    quick, paper = PRESETS["quick"].to_dict(), PRESETS["paper"].to_dict()
-    assert quick.keys() == paper.keys()
-    assert (quick["omega"], quick["mu"], quick["variant"]) == (paper["omega"], paper["mu"], paper["variant"])
-
-
-def test_overrides_and_errors():
-    cfg = apply_overrides(get_config("quick"), ["tau=0.2", "aspp_rates=1,2,3", "compile=true", "variant=base"])
-    assert (cfg.tau, cfg.aspp_rates, cfg.compile, cfg.variant) == (0.2, (1, 2, 3), True, "base")
-    cfg = apply_overrides(get_config("quick"), ["block1=maxpool", "aux_before_upsampling=true", "scale_max=1.5"])
-    assert (cfg.block1, cfg.aux_before_upsampling, cfg.scale_max) == ("maxpool", True, 1.5)
-    with pytest.raises(ValueError, match="block1"):
-        get_config("quick", block1="stem")
-    with pytest.raises(ValueError, match="scale_min"):
-        get_config("quick", scale_min=2.0, scale_max=1.0)
-    with pytest.raises(ValueError, match="variant"):
-        get_config("quick", variant="nope")
-    with pytest.raises(ValueError, match="unknown preset"):
-        get_config("huge")
-    with pytest.raises(ValueError, match="key=value"):
-        apply_overrides(get_config("quick"), ["tau"])
-
-
-def test_config_round_trip():
-    cfg = get_config("paper", tau=0.3)
-    assert type(cfg).from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
 
 
 def test_notebooks_numbered_and_contiguous():

@@ -1,0 +1,140 @@
+"""Encoders, DeepLabV3+ and the IML model: shapes, strides, atrous equivalence, training mode."""
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from nclkit.models import ASPP, IMLModel, ModelOutput, build_model, get_encoder
+from nclkit.presets import get_config
+
+
+def _n_params(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+@pytest.mark.slow
+def test_paper_preset_512_shapes():
+    torch.manual_seed(0)
+    model = build_model("paper").eval()
+    assert model.cfg.encoder == "resnet101" and model.cfg.output_stride == 8
+    with torch.no_grad():
+        out = model(torch.randn(1, 3, 512, 512))
+    assert isinstance(out, ModelOutput)
+    assert out.logits.shape == (1, 1, 512, 512)
+    assert len(out.features) == 5
+    assert out.features[0].shape == (1, 64, 256, 256)  # block 1: conv1, stride 2
+    assert out.features[1].shape == (1, 256, 128, 128)  # block 2: max-pool + conv2_x, stride 4
+    assert out.features[4].shape == (1, 2048, 64, 64)  # block 5 at OS 8
+    assert [a.shape[-1] for a in out.aux_logits] == [128]  # after the first upsampling only
+    assert model.pivot.channels == 64 and model.pivot_stride == 2
+    assert torch.isfinite(out.logits).all()
+
+
+def test_unknown_encoder_lists_valid_names():
+    with pytest.raises(ValueError, match="resnet101.*swin_t|swin_t.*resnet101") as err:
+        get_encoder("vgg16", 8)
+    assert "vgg16" in str(err.value)
+    with pytest.raises(ValueError, match="output_stride"):
+        get_encoder("resnet18", 4)
+    with pytest.raises(ValueError, match="unknown encoder"):
+        build_model("quick", encoder="resnet152")
+
+
+def test_build_model_accepts_preset_config_and_overrides():
+    cfg = get_config("quick", pivot_block=5)
+    model = build_model(cfg)
+    assert isinstance(model, IMLModel) and model.cfg.pivot_block == 5
+    assert model.pivot.channels == 512  # ResNet-18 block 5
+    assert build_model("quick", pivot_block=2).pivot.channels == 64
+    with pytest.raises(ValueError, match="unknown preset"):
+        build_model("huge")
+    with pytest.raises(TypeError, match="preset name or a Config"):
+        build_model({"encoder": "resnet18"})
+
+
+def test_pivot_is_sized_for_the_tapped_block():
+    for block in range(1, 6):
+        model = build_model("quick", pivot_block=block)
+        assert model.pivot.channels == model.encoder.channels[block - 1], block
+
+
+def test_quick_model_is_small():
+    model = build_model("quick")
+    n = _n_params(model)
+    print(f"quick preset: {n / 1e6:.2f} M parameters")
+    assert 5e6 < n < 7e6  # ResNet-10 (4.9 M) + a 64-wide ASPP/decoder and the auxiliary heads
+
+
+@pytest.mark.parametrize("preset, overrides", [("quick", {}), ("quick", {"encoder": "swin_t"})])
+def test_odd_input_size_gives_same_size_logits(preset, overrides):
+    model = build_model(preset, **overrides).eval()
+    with torch.no_grad():
+        out = model(torch.randn(1, 3, 100, 130))
+    assert out.logits.shape == (1, 1, 100, 130)
+    assert out.features[1].shape[-2:] == out.aux_logits[-1].shape[-2:]
+
+
+@pytest.mark.parametrize("output_stride", [8, 16])
+def test_aux_logits_strides_coarse_to_fine(output_stride):
+    model = build_model("quick", output_stride=output_stride, aux_before_upsampling=True).eval()
+    assert model.aux_strides == (output_stride, 4)
+    with torch.no_grad():
+        out = model(torch.randn(2, 3, 128, 128))
+    assert [tuple(a.shape) for a in out.aux_logits] == [
+        (2, 1, 128 // output_stride, 128 // output_stride),
+        (2, 1, 32, 32),
+    ]
+
+
+def test_aux_heads_after_each_upsampling_by_default():
+    # One auxiliary classifier after the first upsampling (fused stride-4 feature); the main output
+    # follows the second. The extra head on the ASPP output exists only when asked for.
+    model = build_model("quick").eval()
+    assert len(model.aux_heads) == 1 and model.aux_strides == (4,)
+    assert model.aux_heads[0][0].in_channels == model.decoder.fused_channels
+    with torch.no_grad():
+        out = model(torch.randn(2, 3, 128, 128))
+    assert [tuple(a.shape) for a in out.aux_logits] == [(2, 1, 32, 32)]
+    extra = build_model("quick", aux_before_upsampling=True)
+    assert [h[0].in_channels for h in extra.aux_heads] == [extra.cfg.aspp_channels, extra.decoder.fused_channels]
+
+
+@pytest.mark.parametrize("encoder, size", [("resnet18", 64), ("swin_t", 64)])
+@pytest.mark.parametrize("batch", [1, 2])
+def test_train_mode_forward_backward(encoder, size, batch):
+    torch.manual_seed(0)
+    model = build_model("quick", encoder=encoder).train()
+    out = model(torch.randn(batch, 3, size, size))
+    loss = out.logits.mean() + sum(a.mean() for a in out.aux_logits) + out.features[0].mean()
+    loss.backward()
+    for name, p in model.named_parameters():
+        if name.startswith("pivot."):
+            continue  # called by the loss, not by forward
+        assert p.grad is not None, name
+        assert torch.isfinite(p.grad).all(), name
+
+
+def test_aspp_pooling_branch_is_spatially_constant_and_batch1_safe():
+    aspp = ASPP(in_channels=8, channels=4, rates=(1, 2)).train()
+    x = torch.randn(1, 8, 5, 7)
+    y = aspp(x)
+    assert y.shape == (1, 4, 5, 7)
+    pooled = aspp.branches[-1](x)
+    assert torch.equal(pooled, pooled[..., :1, :1].expand_as(pooled))
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in aspp.branches[-1].modules())
+
+
+def test_bf16_autocast_and_channels_last():
+    torch.manual_seed(0)
+    model = build_model("quick").eval()
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        reference = model(x).logits
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            low = model(x).logits
+        model = model.to(memory_format=torch.channels_last)
+        cl = model(x.contiguous(memory_format=torch.channels_last)).logits
+    assert low.dtype == torch.bfloat16 and torch.isfinite(low.float()).all()
+    torch.testing.assert_close(low.float(), reference, rtol=0.1, atol=0.05)
+    torch.testing.assert_close(cl, reference, rtol=1e-4, atol=1e-4)
