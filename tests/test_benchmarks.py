@@ -23,6 +23,7 @@ def train_step():
     sys.modules.pop(spec.name, None)
 
 
+@pytest.mark.slow
 def test_main_reports_finite_numbers(train_step, tmp_path, capsys):
     out = tmp_path / "res.json"
     threads = torch.get_num_threads()

@@ -5,7 +5,6 @@ import torch
 from nclkit import AUTHENTIC, CONTOUR, TAMPERED, categorize_patches
 
 
-
 def test_hand_drawn_square():
     # 8x8 image, 4x4 grid (2x2 px per cell); tampered square covers pixels [2:6, 2:6].
     mask = torch.zeros(1, 1, 8, 8)

@@ -1,11 +1,12 @@
-"""TODO docstring."""
+"""Checkpoints (nclkit.engine.checkpoint): only finite weights are saved, resuming checks the recipe, old configs keep their readings."""
 import math
+
 import pytest
 import torch
-from nclkit import build_model, get_config
-from nclkit.engine.checkpoint import check_resumable, save_checkpoint
 
 from helpers import small_cfg
+from nclkit import build_model, get_config
+from nclkit.engine.checkpoint import check_resumable, save_checkpoint
 
 
 def test_save_checkpoint_refuses_non_finite_weights_and_leaves_no_tmp(tmp_path):

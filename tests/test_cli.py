@@ -1,19 +1,16 @@
 """The command line: every subcommand has --help; user mistakes give one clear line and status 2."""
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-
-from nclkit.cli import build_parser, main
-
-from helpers import make_pair, one_line_error, small_cfg
-import math
-
 import torch
 
+from helpers import make_pair, one_line_error, small_cfg
 from nclkit import cli
+from nclkit.cli import build_parser, main
 from nclkit.data import Record, read_manifest, write_manifest
 from nclkit.engine.checkpoint import load_model
 from nclkit.engine.devices import pick_device
@@ -30,6 +27,7 @@ def test_help(cmd, capsys):
     assert "usage" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_console_script_help():
     proc = subprocess.run([sys.executable, "-m", "nclkit.cli", "--help"], capture_output=True, text=True)
     assert proc.returncode == 0 and "train" in proc.stdout and "synth" in proc.stdout
@@ -83,6 +81,7 @@ def test_train_eval_predict_end_to_end(tiny_manifest, tmp_path, capsys):
     assert report.with_suffix(".md").is_file()
     # the same test images as two folders, masks named NAME_gt: the same scores as through the manifest
     import shutil
+
     from nclkit.data import read_manifest
 
     test = [r for r in read_manifest(tiny_manifest, split="test") if r.label == 1]
@@ -121,7 +120,6 @@ def test_train_eval_predict_end_to_end(tiny_manifest, tmp_path, capsys):
     assert rc == 2 and "another model" in capsys.readouterr().err
 
 
-REPO = Path(__file__).resolve().parents[1]
 
 
 SMALL = ["--set", "crop_size=64", "--set", "batch_size=4", "--set", "num_workers=0", "--set", "eval_max_side=64"]

@@ -1,11 +1,11 @@
 """The course helpers: which data the notebooks train on, and where they find it."""
+import sys
+import types
 from pathlib import Path
 
 import pytest
 
 from nclkit import course
-import sys
-import types
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
@@ -67,6 +67,7 @@ def test_run_progress_trusts_only_a_finished_summary(tmp_path):
     assert course.run_progress(run, 2) == ("complete", 2)
 
 
+@pytest.mark.slow
 def test_trained_then_reused(no_real_data, tiny_manifest, capsys):
     first = course.train_or_reuse(tiny_manifest, **TINY)
     assert first.outcome == "trained" and first.checkpoint.is_file() and "from scratch" in first.message
@@ -75,6 +76,7 @@ def test_trained_then_reused(no_real_data, tiny_manifest, capsys):
     assert "reused a complete run" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_interrupted_run_is_resumed_not_reused(no_real_data, tiny_manifest, monkeypatch, capsys):
     from nclkit.engine import trainer
 

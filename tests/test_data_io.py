@@ -1,15 +1,13 @@
 """load_image / load_mask on every mode and format, and clear errors on bad files."""
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
 import tifffile
-from PIL import Image
+from PIL import Image, ImageOps
 
 from nclkit.data import DataError, binarize_mask, image_hw, load_image, load_mask
-import warnings
-
-from PIL import ImageOps
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 RGB = np.random.default_rng(0).integers(0, 256, (12, 10, 3), dtype=np.uint8)

@@ -1,9 +1,11 @@
-"""TODO docstring."""
+"""ManifestDataset (nclkit.data.dataset): items, batches, mis-sized masks, the decoded-image cache."""
 from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 from PIL import Image
+
 from nclkit.data import DataError, ManifestDataset, Record, write_manifest
 from nclkit.presets import get_config
 

@@ -1,4 +1,4 @@
-"""Encoders, DeepLabV3+ and the IML model: shapes, strides, atrous equivalence, training mode."""
+"""DeepLabV3+ and the IML model (nclkit.models.deeplab): shapes, auxiliary heads, the pivot's size, training mode, bf16."""
 from __future__ import annotations
 
 import pytest
@@ -28,6 +28,8 @@ def test_paper_preset_512_shapes():
     assert out.features[4].shape == (1, 2048, 64, 64)  # block 5 at OS 8
     assert [a.shape[-1] for a in out.aux_logits] == [128]  # after the first upsampling only
     assert model.pivot.channels == 64 and model.pivot_stride == 2
+    atrous = [m.dilation for m in model.aspp.modules() if isinstance(m, nn.Conv2d) and m.kernel_size == (3, 3)]
+    assert atrous == [(12, 12), (24, 24), (36, 36)]  # §4's ASPP rates
     assert torch.isfinite(out.logits).all()
 
 

@@ -1,10 +1,9 @@
-"""TODO docstring."""
+"""Devices (nclkit.engine.devices): autocast follows the CPU's bf16 support; a missing GPU is one clear error."""
 import pytest
 import torch
-from nclkit.engine.devices import pick_device
 
 from nclkit.engine import devices
-from nclkit.engine.devices import autocast_dtype
+from nclkit.engine.devices import autocast_dtype, pick_device
 from nclkit.presets import get_config
 
 

@@ -1,8 +1,10 @@
-"""TODO docstring."""
+"""Encoders (nclkit.models.encoders): declared channels and strides, block-1 readings, atrous equivalence."""
 from __future__ import annotations
+
 import pytest
 import torch
 from torch import nn
+
 from nclkit.models import ENCODERS, get_encoder
 
 

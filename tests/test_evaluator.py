@@ -8,16 +8,12 @@ import pytest
 import torch
 from PIL import Image
 
-from nclkit.data import Record
+from helpers import RedDetector, make_pair
+from nclkit.data import DataError, Record
 from nclkit.engine import metrics as M
+from nclkit.engine.checkpoint import load_model
 from nclkit.engine.evaluator import evaluate, write_report
 from nclkit.engine.predict import predict_probability
-
-from helpers import make_pair
-from nclkit.data import DataError
-from nclkit.engine.checkpoint import load_model
-
-from helpers import RedDetector
 
 
 def test_metrics_are_per_tampered_image_means(records):

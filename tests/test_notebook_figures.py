@@ -30,6 +30,7 @@ def _notebook(path, *sources):
     nbformat.write(nb, path)
 
 
+@pytest.mark.slow
 def test_a_figure_cell_without_an_image_fails(pytester, monkeypatch):
     pytest.importorskip("nbval")
     shutil.copy(NOTEBOOKS / "conftest.py", pytester.path / "conftest.py")

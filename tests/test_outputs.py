@@ -1,5 +1,6 @@
-"""TODO docstring."""
+"""Run folders (nclkit.engine.outputs): an earlier run is never silently replaced; stale partial files are removed."""
 import pytest
+
 from nclkit.engine.outputs import prepare_run_dir
 
 

@@ -4,9 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from nclkit.engine.predict import PAD_MULTIPLE, predict_probability
-
 from helpers import TinyModel, random_image
+from nclkit.engine.predict import PAD_MULTIPLE, predict_probability
 
 
 @pytest.mark.parametrize("hw", [(37, 50), (32, 32), (1, 5)])

@@ -1,5 +1,8 @@
 """Preparers on the real COVERAGE / CASIA2 sample and on small fake trees of the other layouts."""
 import io
+import os
+import subprocess
+import sys
 import tarfile
 import zipfile
 from collections import Counter
@@ -9,16 +12,16 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from nclkit.data import DataError, image_hw, load_mask, read_manifest, validate_manifest
-from nclkit.data.preparers import COVERAGE_MIS_SIZED, PREPARERS, columbia_mask_from_edgemask, extract_archive
-
 from helpers import one_line_error
-import os
-import subprocess
-import sys
-
 from nclkit.cli import main
-from nclkit.data.preparers import prepare_nist16
+from nclkit.data import DataError, image_hw, load_mask, read_manifest, validate_manifest
+from nclkit.data.preparers import (
+    COVERAGE_MIS_SIZED,
+    PREPARERS,
+    columbia_mask_from_edgemask,
+    extract_archive,
+    prepare_nist16,
+)
 from nclkit.data.preparers.common import manifest_paths
 
 REPO = Path(__file__).resolve().parents[1]
@@ -59,6 +62,7 @@ def _assert_aligned_binary(manifest):
 
 
 
+@pytest.mark.data
 def test_coverage_real(tmp_path):
     root = _need("COVERAGE")
     with pytest.warns(UserWarning) as rec:
@@ -76,6 +80,7 @@ def test_coverage_real(tmp_path):
     assert all(int(r.id.split("/")[1].rstrip("t")) > 75 for r in recs if r.split == "test")
 
 
+@pytest.mark.data
 def test_casia2_sample_real(tmp_path):
     root = _need("CASIA2-sample")
     recs = _assert_aligned_binary(PREPARERS["casia2"](root, tmp_path))
@@ -386,6 +391,7 @@ def test_prepare_out_with_a_non_jsonl_suffix_is_refused(out, tmp_path, capsys):
     assert not (tmp_path / out).exists()
 
 
+@pytest.mark.slow
 def test_prepare_scripts_print_one_line(tmp_path):
     proc = subprocess.run([sys.executable, str(REPO / "data_scripts" / "prepare_coverage.py"), "--root",
                            str(tmp_path / "nowhere"), "--out", str(tmp_path / "m.jsonl")],

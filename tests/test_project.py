@@ -1,4 +1,4 @@
-"""The project itself: presets match the paper, the course's notebooks follow its rules, env and pyproject agree."""
+"""The project itself: the course's notebooks follow its rules, env and pyproject agree."""
 import json
 import re
 from pathlib import Path

@@ -1,11 +1,9 @@
-"""Table 3 attacks: each changes the image as specified, seeded, with clear errors."""
+"""Robustness tables (nclkit.engine.robustness): one row per attack, the clean row first, and their Markdown."""
 import pytest
-
-from nclkit.engine.robustness import robustness_markdown
 
 from helpers import RedDetector
 from nclkit.engine.evaluator import evaluate
-from nclkit.engine.robustness import robustness_table
+from nclkit.engine.robustness import robustness_markdown, robustness_table
 
 
 def test_markdown_renderer():

@@ -1,6 +1,7 @@
 """Which patches eq. 7 contrasts (nclkit.ncl.sampling): categories with padding ignored, uniform sampling, the cell gather."""
 import pytest
 import torch
+
 from nclkit import AUTHENTIC
 from nclkit.ncl import IGNORE, patch_categories, patch_cells, sample_patches
 from nclkit.presets import get_config

@@ -1,11 +1,12 @@
-"""TODO docstring."""
+"""The header pass (nclkit.data.scan): every bad file is named, in one line, before any work starts."""
 from pathlib import Path
+
 import numpy as np
 import pytest
 from PIL import Image
-from nclkit.data import DataError, Record, scan_records
 
 from helpers import make_pair
+from nclkit.data import DataError, Record, scan_records
 
 
 def _bad_file(kind: str, folder: Path, rec: Record) -> Record:

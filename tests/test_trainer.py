@@ -1,22 +1,19 @@
 """Training: the loop runs, resumes exactly, selects on val, refuses bad input, and runs under DDP (gloo)."""
 import json
+import math
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
 
+from helpers import make_pair, small_cfg
+from nclkit.data import DataError, Record, read_manifest, write_manifest
 from nclkit.engine import trainer
 from nclkit.engine.checkpoint import load_model, read_checkpoint
-from nclkit.engine.trainer import poly_lambda, train
-
-from helpers import make_pair, small_cfg
-import math
-from pathlib import Path
-
-from nclkit.data import DataError, Record, read_manifest, write_manifest
-from nclkit.engine.trainer import TrainingDiverged
+from nclkit.engine.trainer import TrainingDiverged, poly_lambda, train
 
 
 def _weights(path):
@@ -78,6 +75,7 @@ def test_resume_without_checkpoint_is_clear(tiny_manifest, tiny_cfg, tmp_path):
         train(tiny_cfg, tiny_manifest, tmp_path, resume=True, progress=False)
 
 
+@pytest.mark.slow
 def test_resume_with_another_preset_is_refused(tiny_manifest, tiny_cfg, tmp_path):
     train(tiny_cfg.replace(epochs=1), tiny_manifest, tmp_path, progress=False)
     with pytest.raises(ValueError, match="another model"):

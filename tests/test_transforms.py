@@ -1,4 +1,4 @@
-"""Joint transforms: shapes, padding marked invalid, image/mask/valid stay aligned, dataset items."""
+"""Joint transforms: shapes, padding marked invalid, image/mask/valid stay aligned, random scaling."""
 
 import numpy as np
 import pytest

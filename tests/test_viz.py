@@ -1,16 +1,16 @@
-"""TODO docstring."""
+"""nclkit.viz: prediction files, overlays, category colours, sample and prediction figures, widgets without a frontend."""
+import datetime
+import io
 import math
+
 import numpy as np
 import pytest
 import torch
 from PIL import Image
-from nclkit.engine.checkpoint import load_model
-from nclkit.viz import predict_files
-import datetime
-import io
 
 from helpers import RedDetector, TinyModel, random_image
-from nclkit.viz import collect_image_paths, save_prediction_figure
+from nclkit.engine.checkpoint import load_model
+from nclkit.viz import collect_image_paths, predict_files, save_prediction_figure
 
 
 def test_predict_writes_maps_of_the_upright_view(checkpoint, tmp_path):
