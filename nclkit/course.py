@@ -149,10 +149,10 @@ def expected_time(manifest: str | Path, cfg: Config, runs: int = 1, slowdown: fl
     minutes = {gpu: runs * expected_minutes(images, cfg.epochs, gpu, val_images, cfg.val_every, slowdown)
                for gpu in GPU_IMAGES_PER_S}
     line = (f"estimate (from a throughput table, not a measurement) for {runs} run(s) of {cfg.epochs} epochs on "
-            f"{images} images: " + ", ".join(f"{gpu} ~{m:.0f} min" for gpu, m in minutes.items()))
+            f"{images} images: " + ", ".join(f"{gpu} ~{m:.1f} min" for gpu, m in minutes.items()))
     here = gpu_class(profile.device_name) if profile is not None and not profile.quick else None
     if here is not None:
-        line += f"; this GPU ({profile.device_name}) ~{minutes[here]:.0f} min"
+        line += f"; this GPU ({profile.device_name}) ~{minutes[here]:.1f} min"
     return line
 
 

@@ -192,7 +192,7 @@ def test_estimate_line_counts_the_manifest(tiny_manifest):
     line = course.expected_time(tiny_manifest, cfg, runs=2)
     assert "not a measurement" in line and "T4" in line and "A100" in line
     t4 = 2 * course.expected_minutes(images, cfg.epochs, "T4", val_images, cfg.val_every)
-    assert f"T4 ~{t4:.0f} min" in line
+    assert f"T4 ~{t4:.1f} min" in line
 
 
 def test_whole_course_fits_an_hour_on_a_t4():
