@@ -23,7 +23,9 @@ from .engine.devices import device_name, pick_device
 from .engine.trainer import train
 from .presets import Config, get_config
 
-__all__ = ["Profile", "device_profile", "in_colab", "cache_dir", "synthetic_manifest", "coverage_root",
+__all__ = ["Profile", "device_profile", "COURSE_GPU_OVERRIDES", "course_gpu_config", "course_config",
+           "GPU_IMAGES_PER_S", "gpu_class", "expected_minutes", "training_images", "expected_time",
+           "course_gpu_minutes", "in_colab", "cache_dir", "synthetic_manifest", "coverage_root",
            "coverage_manifest", "casia1_root", "casia1_manifest", "course_data", "trained_checkpoint",
            "train_or_reuse", "TrainedRun", "run_progress", "source_hash", "check_function", "check_pc_loss"]
 
@@ -33,10 +35,11 @@ class Profile:
     device: torch.device
     device_name: str
     quick: bool          # small scale: no GPU, or NCLKIT_QUICK=1
-    preset: str          # "quick" or "paper"
+    preset: str          # "quick" or "course_gpu" (the paper preset with COURSE_GPU_OVERRIDES)
 
     def __str__(self) -> str:
-        scale = "quick (small model, synthetic data, minutes on a CPU)" if self.quick else "paper (ResNet-101, 512 px)"
+        scale = ("quick (small model, synthetic data, minutes on a CPU)" if self.quick
+                 else "course GPU (the paper's recipe on ResNet-50, output stride 16, 256 px crops)")
         return f"device: {self.device_name} | scale: {scale} | preset: {self.preset}"
 
 
@@ -46,11 +49,135 @@ def in_colab() -> bool:
 
 
 def device_profile() -> Profile:
-    """GPU if present; the quick scale when there is none or NCLKIT_QUICK=1 is set."""
+    """GPU if present; the quick scale when there is none or NCLKIT_QUICK=1 is set.
+
+    On a GPU the course trains with `course_gpu_config()`, sized so that all of its GPU trainings
+    take about an hour on a free Colab T4 (see `course_gpu_minutes`).
+    """
     quick_env = os.environ.get("NCLKIT_QUICK", "") not in ("", "0", "false", "False")
     device = pick_device("cuda" if torch.cuda.is_available() else "cpu")
     quick = quick_env or device.type != "cuda"
-    return Profile(device, device_name(device), quick, "quick" if quick else "paper")
+    return Profile(device, device_name(device), quick, "quick" if quick else "course_gpu")
+
+
+# The course's GPU recipe: the `paper` preset (optimiser, losses, omega, mu, pivot) with only what the
+# time of a free Colab T4 (16 GB) forces changed. The paper's ResNet-101 at output stride 8 on 512 px
+# crops for 70 epochs takes hours per run there; the course trains six runs (notebooks 05, 07, 08).
+COURSE_GPU_OVERRIDES: dict[str, Any] = dict(
+    name="course_gpu",
+    encoder="resnet50",       # ~1.4x the speed of ResNet-101 (half its blocks in stage 4, same widths)
+    output_stride=16,         # ~1.5x faster than stride 8 (measured for ResNet-101 on an H200)
+    aspp_rates=(6, 12, 18),   # DeepLabV3+'s rates for output stride 16 (half those of stride 8)
+    crop_size=256,            # CASIA v1 photos are 384x256: full-height crops with no padding
+    scale_min=1.0,            # no random rescaling: a downscaled 256 px photo would be mostly padding
+    scale_max=1.0,
+    batch_size=16,            # 256 px crops are 1/4 of 512 px ones: 4x the paper's batch in the same memory
+    lr=0.014,                 # the paper's 0.007 at batch 4, scaled by sqrt(16 / 4) for batch 16
+    num_workers=2,            # Colab gives 2 CPU cores
+    cache_images=True,        # 643 decoded CASIA v1 training photos are ~190 MB
+    train_authentic=False,    # tampered photos only: authentic ones hold nothing to contrast (eq. 7)
+    epochs=30,                # the course's six GPU runs in under an hour on a T4 (course_gpu_minutes)
+    val_every=5,              # validation predicts whole photos: every epoch would add ~10 % on a T4
+)
+
+
+def course_gpu_config(**overrides: Any) -> Config:
+    """The course's GPU recipe: the paper preset with COURSE_GPU_OVERRIDES, then `overrides`."""
+    return get_config("paper", **{**COURSE_GPU_OVERRIDES, **overrides})
+
+
+def course_config(preset: str | Config, **overrides: Any) -> Config:
+    """get_config that also knows the course's "course_gpu" recipe."""
+    if preset == "course_gpu":
+        return course_gpu_config(**overrides)
+    return get_config(preset, **overrides)
+
+
+# Training images per second of the course GPU recipe (ResNet-50, OS 16, 256 px, batch 16, mixed
+# precision), per GPU class. ESTIMATES, not measurements of this recipe. Derivation:
+#   measured: the `paper` preset (ResNet-101, OS 8, 512 px, batch 4, bf16 + channels_last) trains at
+#             ~82 img/s on an H200 with this code;
+#   OS 16 instead of 8: ~1.5x (measured on the H200 for ResNet-101)      -> ~123 img/s
+#   ResNet-50 instead of ResNet-101: ~1.4x (stage 4 of 6 blocks, not 23) -> ~172 img/s
+#   256 px instead of 512 px: 1/4 of the pixels, counted as 3x (small crops use a GPU less well) -> ~520 img/s
+#   H100 ~ H200 (same compute; the H200 has more memory bandwidth);
+#   A100: about half an H100 on convnets in mixed precision (312 vs 990 dense bf16 TFLOPS, partly memory-bound);
+#   T4: ~65 fp16 tensor TFLOPS, in practice 8-12x slower than an H100-class GPU on such convnets: 12x here.
+GPU_IMAGES_PER_S: dict[str, float] = {"H100": 520.0, "A100": 260.0, "T4": 43.0}
+# Swin-T (notebook 08) against the ResNet-50 recipe: about as many FLOPs, slower kernels (attention,
+# layer norms): counted 1.5x slower.
+SWIN_SLOWDOWN = 1.5
+# Validation predicts whole photos without gradients: counted at 3x the training rate.
+INFERENCE_SPEEDUP = 3.0
+
+
+def gpu_class(name: str) -> str | None:
+    """"T4", "A100" or "H100" for a GPU's name (an H200 counts as an H100), None for another GPU."""
+    for key, cls in (("T4", "T4"), ("A100", "A100"), ("H100", "H100"), ("H200", "H100")):
+        if key in name:
+            return cls
+    return None
+
+
+def expected_minutes(images: int, epochs: int, gpu: str, val_images: int = 0, val_every: int = 1,
+                     slowdown: float = 1.0) -> float:
+    """Estimated minutes of one run: images x epochs / img/s of `gpu` (GPU_IMAGES_PER_S), plus validation.
+
+    An estimate from the throughput table, not a measurement; `slowdown` scales the time (e.g.
+    SWIN_SLOWDOWN for the Swin-T encoder).
+    """
+    rate = GPU_IMAGES_PER_S[gpu] / slowdown
+    validations = epochs // max(val_every, 1)
+    return (images * epochs + val_images * validations / INFERENCE_SPEEDUP) / rate / 60
+
+
+def training_images(manifest: str | Path, cfg: Config) -> tuple[int, int]:
+    """(training images per epoch, tampered validation images) of `manifest` as `cfg` trains on it."""
+    from .data import read_manifest
+
+    records = read_manifest(manifest)
+    train_n = sum(r.split == "train" and (cfg.train_authentic or r.label == 1) for r in records)
+    val_n = sum(r.split == "val" and r.label == 1 for r in records)
+    return train_n, val_n
+
+
+def expected_time(manifest: str | Path, cfg: Config, runs: int = 1, slowdown: float = 1.0,
+                  profile: Profile | None = None) -> str:
+    """One line: the estimated training time of `runs` runs of `cfg` on `manifest` on a T4, an A100 and
+    an H100, and on this GPU's class when it is one of them. An estimate, not a measurement."""
+    images, val_images = training_images(manifest, cfg)
+    minutes = {gpu: runs * expected_minutes(images, cfg.epochs, gpu, val_images, cfg.val_every, slowdown)
+               for gpu in GPU_IMAGES_PER_S}
+    line = (f"estimate (from a throughput table, not a measurement) for {runs} run(s) of {cfg.epochs} epochs on "
+            f"{images} images: " + ", ".join(f"{gpu} ~{m:.1f} min" for gpu, m in minutes.items()))
+    here = gpu_class(profile.device_name) if profile is not None and not profile.quick else None
+    if here is not None:
+        line += f"; this GPU ({profile.device_name}) ~{minutes[here]:.1f} min"
+    return line
+
+
+# CASIA v1 on nclkit's grouped split: 643 / 92 / 184 tampered photos (train / val / test).
+CASIA1_TAMPERED = {"train": 643, "val": 92, "test": 184}
+# The course's GPU trainings on CASIA v1 (the same run is reused across notebooks): notebook, what, slowdown.
+COURSE_GPU_RUNS = [
+    ("05", "Base+Pivot+PC (also 06, 07, 08's ResNet)", 1.0),
+    ("07", "Base", 1.0),
+    ("07", "Base+Pivot", 1.0),
+    ("07", "NCL, pivot after block 2", 1.0),
+    ("07", "NCL, pivot after block 5", 1.0),
+    ("08", "Swin-T + NCL", SWIN_SLOWDOWN),
+]
+
+
+def course_gpu_minutes(gpu: str = "T4") -> dict[str, float]:
+    """Estimated minutes of each notebook's GPU trainings on CASIA v1 with the course GPU recipe, and "total"."""
+    cfg = course_gpu_config()
+    per_notebook: dict[str, float] = {}
+    for notebook, _, slowdown in COURSE_GPU_RUNS:
+        m = expected_minutes(CASIA1_TAMPERED["train"], cfg.epochs, gpu, CASIA1_TAMPERED["val"], cfg.val_every, slowdown)
+        per_notebook[notebook] = per_notebook.get(notebook, 0.0) + m
+    per_notebook["total"] = sum(per_notebook.values())
+    return per_notebook
 
 
 def source_hash() -> str:
@@ -153,18 +280,21 @@ def course_data(profile: Profile | None = None) -> tuple[Path, str, str]:
     """The data the course trains its main model on (notebooks 05 and 06), its preset, and which it is.
 
     Real forgeries first: CASIA v1.0 on nclkit's own grouped split where it is on this machine, or on
-    Colab, where it is fetched when missing (the `real` preset on a CPU, `paper` on a GPU); else, on a
-    GPU, COVERAGE with the paper's 75/25 split; else the built-in synthetic set with the profile's preset.
+    Colab, where it is fetched when missing (the `real` preset on a CPU, the course GPU recipe on a
+    GPU); else, on a GPU, COVERAGE with the paper's 75/25 split; else the built-in synthetic set with
+    the profile's preset (on a GPU cropped at its 128 px: a 256 px crop would be 3/4 padding).
+    The preset is a name, or on a GPU's synthetic fallback a Config: both go to `train_or_reuse`.
     """
     profile = profile or device_profile()
     casia = casia1_manifest(fetch_on_colab=True)
     if casia is not None:
-        return (casia, "real" if profile.quick else "paper",
+        return (casia, "real" if profile.quick else profile.preset,
                 "CASIA v1.0: real splices and copy-moves, nclkit's own split grouped by source photo")
     coverage = None if profile.quick else coverage_manifest()
     if coverage is not None:
-        return coverage, "paper", "COVERAGE: real copy-moves, the paper's 75/25 split"
-    return (synthetic_manifest(), profile.preset,
+        return coverage, profile.preset, "COVERAGE: real copy-moves, the paper's 75/25 split"
+    preset: str | Config = profile.preset if profile.quick else course_gpu_config(crop_size=128)
+    return (synthetic_manifest(), preset,
             "the built-in synthetic forgeries (no real benchmark found: set NCLKIT_CASIA1 to a CASIA v1.0 folder)")
 
 
@@ -198,7 +328,7 @@ def run_progress(run: Path, epochs: int) -> tuple[str, int]:
     return "new", 0
 
 
-def train_or_reuse(manifest: str | Path | None = None, variant: str = "full", preset: str | None = None,
+def train_or_reuse(manifest: str | Path | None = None, variant: str = "full", preset: str | Config | None = None,
                    epochs: int | None = None, **overrides: Any) -> TrainedRun:
     """A run trained with these settings: reused if complete, else resumed from its last epoch, else trained now.
 
@@ -206,7 +336,7 @@ def train_or_reuse(manifest: str | Path | None = None, variant: str = "full", pr
     exactly these settings is ever reused or resumed.
     """
     profile = device_profile()
-    cfg: Config = get_config(preset or profile.preset, variant=variant, **overrides)
+    cfg: Config = course_config(preset or profile.preset, variant=variant, **overrides)
     if epochs is not None:
         cfg = cfg.replace(epochs=epochs)
     elif profile.quick:
@@ -247,7 +377,7 @@ def train_or_reuse(manifest: str | Path | None = None, variant: str = "full", pr
     return TrainedRun(best, run, outcome, done, cfg.epochs, message)
 
 
-def trained_checkpoint(manifest: str | Path | None = None, variant: str = "full", preset: str | None = None,
+def trained_checkpoint(manifest: str | Path | None = None, variant: str = "full", preset: str | Config | None = None,
                        epochs: int | None = None, **overrides: Any) -> Path:
     """Path to best.pt of a run with these settings: reused if complete, else resumed, else trained now.
 

@@ -159,3 +159,66 @@ def test_cache_dir_env_then_drive_then_home(monkeypatch, tmp_path):
     assert course.cache_dir() == drive / "nclkit_cache"
     monkeypatch.delitem(sys.modules, "google.colab")
     assert course.cache_dir() == tmp_path / "home" / ".cache" / "nclkit" / "course"  # Drive is Colab's only
+
+
+# The course's GPU recipe, on a fake CUDA machine (no GPU needed).
+@pytest.fixture
+def fake_t4(monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setattr(course, "device_name", lambda device: "Tesla T4")
+    monkeypatch.delenv("NCLKIT_QUICK", raising=False)
+
+
+def test_a_gpu_gets_the_course_gpu_recipe(fake_t4, monkeypatch):
+    profile = course.device_profile()
+    assert (profile.device.type, profile.quick, profile.preset) == ("cuda", False, "course_gpu")
+    cfg = course.course_config(profile.preset, variant="base")
+    paper = course.get_config("paper")
+    changed = {k for k, v in cfg.to_dict().items() if v != paper.to_dict()[k]}
+    assert changed == set(course.COURSE_GPU_OVERRIDES) | {"variant"}, "only the documented overrides differ"
+    assert (cfg.encoder, cfg.output_stride, cfg.crop_size, cfg.batch_size, cfg.epochs) == ("resnet50", 16, 256, 16, 30)
+    # the paper's method is untouched
+    assert (cfg.omega, cfg.mu, cfg.pivot_block, cfg.patch_size, cfg.momentum) == (0.01, 0.9, 1, 1, 0.9)
+    monkeypatch.setenv("NCLKIT_QUICK", "1")
+    assert course.device_profile().preset == "quick"
+
+
+def test_gpu_fallback_to_synthetic_crops_at_its_size(fake_t4, no_real_data, monkeypatch):
+    monkeypatch.setattr(course, "synthetic_manifest", lambda: Path("synthetic/manifest.jsonl"))
+    _, preset, about = course.course_data(course.device_profile())
+    assert "synthetic" in about and preset.name == "course_gpu" and preset.crop_size == 128
+
+
+def test_estimate_arithmetic():
+    rate = course.GPU_IMAGES_PER_S["T4"]
+    # images x epochs / img/s, in minutes; validation counted at INFERENCE_SPEEDUP times the rate
+    assert course.expected_minutes(600, 10, "T4") == pytest.approx(600 * 10 / rate / 60)
+    with_val = course.expected_minutes(600, 10, "T4", val_images=90, val_every=5)
+    assert with_val == pytest.approx((600 * 10 + 90 * 2 / course.INFERENCE_SPEEDUP) / rate / 60)
+    assert course.expected_minutes(600, 10, "T4", slowdown=2) == pytest.approx(2 * course.expected_minutes(600, 10, "T4"))
+    # faster GPU classes take less time
+    t4, a100, h100 = (course.expected_minutes(643, 30, g) for g in ("T4", "A100", "H100"))
+    assert h100 < a100 < t4
+    assert [course.gpu_class(n) for n in ("Tesla T4", "NVIDIA A100-SXM4-40GB", "NVIDIA H200", "NVIDIA L4")] == \
+        ["T4", "A100", "H100", None]
+
+
+def test_estimate_line_counts_the_manifest(tiny_manifest):
+    cfg = course.course_gpu_config(train_authentic=True)
+    images, val_images = course.training_images(tiny_manifest, cfg)
+    assert images > 0
+    line = course.expected_time(tiny_manifest, cfg, runs=2)
+    assert "not a measurement" in line and "T4" in line and "A100" in line
+    t4 = 2 * course.expected_minutes(images, cfg.epochs, "T4", val_images, cfg.val_every)
+    assert f"T4 ~{t4:.1f} min" in line
+
+
+def test_whole_course_fits_an_hour_on_a_t4():
+    minutes = course.course_gpu_minutes("T4")
+    assert set(minutes) == {"05", "07", "08", "total"}
+    assert minutes["total"] == pytest.approx(minutes["05"] + minutes["07"] + minutes["08"])
+    assert minutes["total"] <= 60, minutes
+    assert course.course_gpu_minutes("A100")["total"] < minutes["total"] / 4
