@@ -47,8 +47,9 @@ def test_build_model_accepts_preset_config_and_overrides():
     cfg = get_config("quick", pivot_block=5)
     model = build_model(cfg)
     assert isinstance(model, IMLModel) and model.cfg.pivot_block == 5
-    assert model.pivot.channels == 512  # ResNet-18 block 5
-    assert build_model("quick", pivot_block=2).pivot.channels == 64
+    assert model.pivot.channels == 8 * cfg.encoder_width  # block 5 of a ResNet-10 of that width
+    assert build_model("quick", pivot_block=2).pivot.channels == cfg.encoder_width
+    assert build_model("quick", pivot_block=5, encoder_width=64).pivot.channels == 512  # the standard ResNet-10
     with pytest.raises(ValueError, match="unknown preset"):
         build_model("huge")
     with pytest.raises(TypeError, match="preset name or a Config"):
@@ -65,7 +66,8 @@ def test_quick_model_is_small():
     model = build_model("quick")
     n = _n_params(model)
     print(f"quick preset: {n / 1e6:.2f} M parameters")
-    assert 5e6 < n < 7e6  # ResNet-10 (4.9 M) + a 64-wide ASPP/decoder and the auxiliary heads
+    assert 1.5e6 < n < 2.2e6  # half-width ResNet-10 (1.2 M) + a 64-wide ASPP/decoder and the auxiliary heads
+    assert _n_params(build_model("quick", encoder_width=64)) > 2.5 * n  # width 64: about 4x the encoder
 
 
 @pytest.mark.parametrize("preset, overrides", [("quick", {}), ("quick", {"encoder": "swin_t"})])

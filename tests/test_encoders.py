@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from torchvision.models.resnet import BasicBlock
 from torch import nn
 
 from nclkit.models import ENCODERS, get_encoder
@@ -99,3 +100,19 @@ def test_dilated_encoder_equals_strided_one_on_the_coarse_grid(name, output_stri
         fine = dilated(x)[4]  # (1, C, 64/OS, 64/OS)
     step = 32 // output_stride
     torch.testing.assert_close(fine[..., ::step, ::step], coarse, rtol=1e-9, atol=1e-9)
+
+
+def test_narrow_resnet_halves_every_stage_and_keeps_the_grid():
+    wide, narrow = get_encoder("resnet10", 16), get_encoder("resnet10", 16, width=32)
+    assert narrow.channels == (32, 32, 64, 128, 256) and narrow.strides == wide.strides
+    with torch.no_grad():
+        feats = narrow(torch.randn(2, 3, 64, 96))
+    assert [tuple(f.shape[1:]) for f in feats] == [(c, -(-64 // s), -(-96 // s))
+                                                   for c, s in zip(narrow.channels, narrow.strides)]
+    # initialised as torchvision initialises a ResNet: each residual branch starts at zero
+    blocks = [m for m in narrow.modules() if isinstance(m, BasicBlock)]
+    assert len(blocks) == 4 and all(float(b.bn2.weight.abs().sum()) == 0.0 for b in blocks)
+    n_wide, n_narrow = (sum(p.numel() for p in e.parameters()) for e in (wide, narrow))
+    assert 3.5 < n_wide / n_narrow < 4.5  # conv weights scale with width squared
+    with pytest.raises(ValueError, match="width"):
+        get_encoder("resnet50", 16, width=32)

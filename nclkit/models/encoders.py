@@ -209,12 +209,10 @@ def get_encoder(name: str, output_stride: int = 8, block1: str = "conv1", width:
         name: one of ENCODERS (resnet10, resnet18, resnet34, resnet50, resnet101, swin_t).
         output_stride: 8, 16 or 32 (paper §4: 8). swin_t is always 32.
         block1: "conv1" (ResNet's stage 1, stride 2) or "maxpool" (stride 4); swin_t ignores it.
-        width: block 1's channels for ResNet-10/18/34 (64 = the standard network); swin_t: 64 only.
+        width: block 1's channels for ResNet-10/18/34 (64 = the standard network); swin_t ignores it.
     """
     if name not in ENCODERS:
         raise ValueError(f"unknown encoder {name!r}; expected one of {sorted(ENCODERS)}")
     if name.startswith("resnet"):
         return ENCODERS[name](output_stride, block1=block1, width=width)
-    if width != 64:
-        raise ValueError(f"width={width}: {name} has a fixed width (use 64)")
-    return ENCODERS[name](output_stride, block1=block1)
+    return ENCODERS[name](output_stride, block1=block1)  # Swin-T: its own fixed widths
