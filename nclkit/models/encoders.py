@@ -161,6 +161,7 @@ class SwinEncoder(nn.Module):
         output_stride: accepted for a uniform `get_encoder` signature but ignored: Swin-T has no
             dilated variant here, so `strides[-1]` (and `output_stride`) is always 32.
         block1: accepted likewise; Swin-T's block 1 is its stride-4 patch embedding under both readings.
+        width: accepted likewise and ignored: Swin-T keeps its own widths.
 
     Shape:
         x: (B, 3, H, W) -> list of 5 maps (B, channels[i], ~H/strides[i], ~W/strides[i]).
@@ -168,7 +169,7 @@ class SwinEncoder(nn.Module):
         views of NHWC tensors, i.e. channels_last in memory; use `.reshape`, not `.view`.
     """
 
-    def __init__(self, output_stride: int = 32, block1: str = "conv1") -> None:
+    def __init__(self, output_stride: int = 32, block1: str = "conv1", width: int = 64) -> None:
         super().__init__()
         if block1 not in BLOCK1_READINGS:
             raise ValueError(f"block1={block1!r}; expected one of {BLOCK1_READINGS}")
@@ -213,6 +214,4 @@ def get_encoder(name: str, output_stride: int = 8, block1: str = "conv1", width:
     """
     if name not in ENCODERS:
         raise ValueError(f"unknown encoder {name!r}; expected one of {sorted(ENCODERS)}")
-    if name.startswith("resnet"):
-        return ENCODERS[name](output_stride, block1=block1, width=width)
-    return ENCODERS[name](output_stride, block1=block1)  # Swin-T: its own fixed widths
+    return ENCODERS[name](output_stride, block1=block1, width=width)
