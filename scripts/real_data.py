@@ -1,15 +1,18 @@
-"""Table 5 on real forgeries, with training seeds, and the cross-dataset rows.
+"""Tables 5 and 6 on real forgeries, with training seeds, and the cross-dataset rows.
 
     python scripts/real_data.py --train casia1=data/casia1_grouped.jsonl --train coverage=data/coverage.jsonl \
         --cross casia1_standard=data/casia1_standard.jsonl --preset real --seeds 0,1,2
+    python scripts/real_data.py --train casia1=data/casia1_grouped.jsonl --rows full,block2,block5   # Table 6
 
-For every training set and every Table 5 variant (base, pivot, full) and seed: train from scratch
-with the preset (or reuse a finished run with --reuse), select on "val", evaluate once on the
-set's own "test" split. Every full-NCL model is also evaluated on the test split of every other
+For every training set, every row and every seed: train from scratch with the preset (or reuse a
+finished run with --reuse), select on "val", evaluate once on the set's own "test" split. Rows are
+Table 5's variants (base, pivot, full: pivot after block 1) and Table 6's other pivot positions
+(block2, block5: full NCL with the pivot after that block). Every full-NCL model is also evaluated on the test split of every other
 training set (cross-dataset), and `--extra NAME=CHECKPOINT` adds an already trained model (e.g.
-the synthetic quickstart model) to the cross-dataset rows. Writes one JSON per training set,
-`table5_real_<set>_<preset>.json` (per-seed rows, mean and sd over seeds, the all-tampered
-reference row), and `cross_dataset_<preset>.json`; `--render` prints them as Markdown.
+the synthetic quickstart model) to the cross-dataset rows. Writes per training set
+`table5_real_<set>_<preset>.json` for the Table 5 rows and `table6_real_<set>_<preset>.json` (full
+as "block1", block2, block5) when a block row was asked for (per-seed rows, mean and sd over seeds,
+the all-tampered reference row), and `cross_dataset_<preset>.json`; `--render` prints them as Markdown.
 
 Per-image pixel F1 at 0.5 and tie-aware per-image AUC, as everywhere in nclkit.
 """
@@ -30,7 +33,8 @@ from nclkit.engine import evaluate, load_model, train
 from nclkit.engine.devices import device_name, pick_device, precision_name
 from nclkit.engine.evaluator import all_tampered_f1
 from nclkit.engine.outputs import json_safe
-from nclkit.presets import PRESETS, VARIANTS, apply_overrides, get_config
+from nclkit.presets import ABLATIONS, PRESETS, VARIANTS, apply_overrides, get_config
+TABLES = {"5": ("base", "pivot", "full"), "6": ("full", "block2", "block5")}
 KEEP = ("pixel_f1", "pixel_auc", "pixel_f1_best_threshold", "image_auc", "n_tampered", "n_authentic")
 
 
@@ -61,9 +65,9 @@ def _fmt(s: dict) -> str:
 
 def render(out_dir: Path) -> str:
     lines = []
-    for path in sorted(out_dir.glob("table5_real_*.json")):
+    for path in sorted(out_dir.glob("table[56]_real_*.json")):
         d = json.loads(path.read_text())
-        lines += [f"### Table 5 on {d['dataset']} ({d['preset']} preset, seeds {d['seeds']}) — {path.name}", "",
+        lines += [f"### Table {d.get('table', '5')} on {d['dataset']} ({d['preset']} preset, seeds {d['seeds']}) — {path.name}", "",
                   f"Data: {d['data']}", "", f"Device: {d['device']}, torch {d['torch']}. Command: `{d['command']}`", "",
                   "| row | F1@0.5 (per image) | AUC (per image) | best-threshold F1 | train s (mean) |",
                   "|---|---|---|---|---|",
@@ -93,7 +97,8 @@ def main(argv=None) -> int:
     p.add_argument("--extra", action="append", default=[], metavar="NAME=CHECKPOINT",
                    help="an already trained model to score on every test set (cross-dataset rows)")
     p.add_argument("--preset", default="real", choices=sorted(PRESETS))
-    p.add_argument("--variants", default=",".join(VARIANTS))
+    p.add_argument("--rows", "--variants", dest="rows", default=",".join(VARIANTS),
+                   help=f"rows to train, of {', '.join(ABLATIONS)} (default: Table 5's)")
     p.add_argument("--seeds", default="0,1,2")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--runs", default="runs/real_data")
@@ -108,7 +113,10 @@ def main(argv=None) -> int:
     device = pick_device(args.device)
     pairs = lambda items: dict(item.split("=", 1) for item in items)  # noqa: E731
     train_sets, cross_sets, extra = pairs(args.train), pairs(args.cross), pairs(args.extra)
-    variants = [v for v in args.variants.split(",") if v]
+    rows_asked = [v for v in args.rows.split(",") if v]
+    unknown = sorted(set(rows_asked) - set(ABLATIONS))
+    if unknown:
+        p.error(f"unknown rows {unknown}; expected some of {list(ABLATIONS)}")
     seeds = [int(s) for s in args.seeds.split(",") if s]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -122,29 +130,36 @@ def main(argv=None) -> int:
     full_models: dict[str, list[Path]] = {name: [Path(c)] for name, c in extra.items()}
     for name, manifest in train_sets.items():
         runs: dict[str, list[dict]] = {}
-        for variant in variants:
+        for row_name in rows_asked:
             for seed in seeds:
-                cfg = apply_overrides(get_config(args.preset, variant=variant, seed=seed), args.overrides)
-                run_dir = Path(args.runs) / f"{name}_{args.preset}" / f"{variant}_seed{seed}"
+                cfg = apply_overrides(get_config(args.preset, **ABLATIONS[row_name], seed=seed), args.overrides)
+                run_dir = Path(args.runs) / f"{name}_{args.preset}" / f"{row_name}_seed{seed}"
                 t0 = time.perf_counter()
                 summary = train_one(cfg, manifest, run_dir, args.reuse, device)
                 row = score(run_dir / "best.pt", tests[name], device)
                 row.update({"seed": seed, "train_seconds": summary["train_seconds"], "epochs": summary["epochs_done"],
                             "stopped_by_time_budget": summary["stopped_by_time_budget"],
                             "best_val": summary["best_val"], "precision": precision_name(cfg, device)})
-                runs.setdefault(variant, []).append(row)
-                print(f"[real_data] {name} {variant} seed {seed}: F1 {row['pixel_f1']:.3f} AUC {row['pixel_auc']:.3f} "
+                runs.setdefault(row_name, []).append(row)
+                print(f"[real_data] {name} {row_name} seed {seed}: F1 {row['pixel_f1']:.3f} AUC {row['pixel_auc']:.3f} "
                       f"({time.perf_counter() - t0:.0f} s)", flush=True)
-                if variant == "full":
+                if row_name == "full":
                     full_models.setdefault(name, []).append(run_dir / "best.pt")
-        doc = {"dataset": name, **common, "data": describe_data(tests[name]), "all_tampered_f1": reference[name],
-               "config": get_config(args.preset).to_dict(), "overrides": args.overrides,
-               "summary": {v: {k: _stats(rows, k) for k in ("pixel_f1", "pixel_auc", "pixel_f1_best_threshold")}
-                           for v, rows in runs.items()},
-               "runs": runs}
-        path = out / f"table5_real_{name}_{args.preset}.json"
-        path.write_text(json.dumps(json_safe(doc), indent=2) + "\n")
-        print(f"[real_data] wrote {path}")
+        for table, names in TABLES.items():
+            # A table is written when one of its own rows was trained (full alone: Table 5), so that
+            # training only Table 6's rows never overwrites a Table 5 file with its one shared row.
+            if not (set(names) - {"full"}) & set(runs) and not (table == "5" and set(runs) == {"full"}):
+                continue
+            chosen = {("block1" if table == "6" and v == "full" else v): runs[v] for v in names if v in runs}
+            doc = {"table": table, "dataset": name, **common, "data": describe_data(tests[name]),
+                   "all_tampered_f1": reference[name], "config": get_config(args.preset).to_dict(),
+                   "overrides": args.overrides,
+                   "summary": {v: {k: _stats(rows, k) for k in ("pixel_f1", "pixel_auc", "pixel_f1_best_threshold")}
+                               for v, rows in chosen.items()},
+                   "runs": chosen}
+            path = out / f"table{table}_real_{name}_{args.preset}.json"
+            path.write_text(json.dumps(json_safe(doc), indent=2) + "\n")
+            print(f"[real_data] wrote {path}")
 
     cross = []
     for trained_on, checkpoints in full_models.items():

@@ -2,6 +2,7 @@
 
     python scripts/reproduce.py --scale quick                       # synthetic set, CPU, quick preset
     python scripts/reproduce.py --scale paper --data coverage.jsonl --dataset coverage   # GPU
+    python scripts/reproduce.py --scale real --tables 6 --data casia1.jsonl --dataset casia1   # real photos, CPU
     python scripts/reproduce.py --tables 6 --set seed=1 --runs runs/seed1 --out docs/reproduction/seed1   # another seed
 
 Tables: 1 (full NCL, F1/AUC), 3 (robustness of the full model), 5 (Base / Base+Pivot / Base+Pivot+PC),
@@ -26,7 +27,7 @@ from nclkit.engine import evaluate, load_model, robustness_table, train
 from nclkit.engine.devices import device_name, pick_device, precision_name
 from nclkit.engine.outputs import json_safe
 from nclkit.viz import save_prediction_figure
-from nclkit.presets import apply_overrides, get_config
+from nclkit.presets import ABLATIONS, apply_overrides, get_config
 
 # The paper's figures (percent in the paper; fractions here). Protocols as the paper states them.
 PAPER = {
@@ -46,8 +47,7 @@ PAPER = {
 }
 
 # Which training runs each table needs: name -> Config overrides.
-RUNS = {"full": {"variant": "full", "pivot_block": 1}, "base": {"variant": "base"}, "pivot": {"variant": "pivot"},
-        "block2": {"variant": "full", "pivot_block": 2}, "block5": {"variant": "full", "pivot_block": 5}}
+RUNS = ABLATIONS
 NEEDS = {"1": ["full"], "3": ["full"], "5": ["base", "pivot", "full"], "6": ["full", "block2", "block5"]}
 KEEP = ("pixel_f1", "pixel_auc", "pixel_f1_best_threshold", "pixel_f1_permuted", "global_f1", "global_auc",
         "global_f1_best_threshold", "image_auc", "image_balanced_accuracy", "image_f1", "n_tampered", "n_authentic")
@@ -118,7 +118,8 @@ def render(out_dir: Path) -> str:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--scale", choices=["quick", "paper"], default="quick")
+    p.add_argument("--scale", choices=["quick", "real", "paper"], default="quick",
+                   help="the preset: quick (synthetic, CPU), real (real photos, CPU), paper (GPU)")
     p.add_argument("--data", help="manifest with train/val/test (default: make the synthetic set)")
     p.add_argument("--dataset", default="synthetic", help="name used in the output files (synthetic, coverage ...)")
     p.add_argument("--tables", default="1,3,5,6")

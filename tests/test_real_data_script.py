@@ -39,3 +39,23 @@ def test_seeds_summary_and_cross_rows(real_data, tiny_manifest, tmp_path, capsys
     assert len(cross["rows"][0]["runs"]) == 2  # one row per full-NCL seed
     printed = capsys.readouterr().out
     assert "every pixel tampered (reference)" in printed and "Cross-dataset" in printed
+
+
+@pytest.mark.slow
+def test_table6_rows_leave_table5_alone(real_data, tiny_manifest, tmp_path):
+    out = tmp_path / "out"
+    argv = ["--train", f"a={tiny_manifest}", "--rows", "full,block2", "--seeds", "0", "--runs", str(tmp_path / "runs"),
+            "--out", str(out), "--device", "cpu", "--set", "crop_size=64", "--set", "batch_size=4", "--set", "epochs=1",
+            "--set", "eval_max_side=64", "--set", "train_max_side=0", "--set", "cache_images=false"]
+    assert real_data.main(argv) == 0
+    assert not (out / "table5_real_a_real.json").exists()  # Table 5 from its one shared row would overwrite a full one
+    table = json.loads((out / "table6_real_a_real.json").read_text())
+    assert table["table"] == "6" and set(table["runs"]) == {"block1", "block2"}
+    assert (tmp_path / "runs" / "a_real" / "block2_seed0" / "best.pt").is_file()
+    saved = json.loads((tmp_path / "runs" / "a_real" / "block2_seed0" / "config.json").read_text())
+    assert saved["pivot_block"] == 2 and saved["variant"] == "full"
+
+
+def test_unknown_row_is_refused(real_data, tiny_manifest, tmp_path):
+    with pytest.raises(SystemExit):
+        real_data.main(["--train", f"a={tiny_manifest}", "--rows", "full,block3", "--out", str(tmp_path)])
