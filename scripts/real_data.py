@@ -12,7 +12,8 @@ training set (cross-dataset), and `--extra NAME=CHECKPOINT` adds an already trai
 the synthetic quickstart model) to the cross-dataset rows. Writes per training set
 `table5_real_<set>_<preset>.json` for the Table 5 rows and `table6_real_<set>_<preset>.json` (full
 as "block1", block2, block5) when a block row was asked for (per-seed rows, mean and sd over seeds,
-the all-tampered reference row), and `cross_dataset_<preset>.json`; `--render` prints them as Markdown.
+the all-tampered reference row), `val_curves_<set>_<preset>.png` (validation F1 and AUC per epoch,
+each row's mean over seeds) and `cross_dataset_<preset>.json`; `--render` prints them as Markdown.
 
 Per-image pixel F1 at 0.5 and tie-aware per-image AUC, as everywhere in nclkit.
 """
@@ -55,6 +56,34 @@ def _stats(rows: list[dict], key: str) -> dict:
     values = [r[key] for r in rows if r.get(key) is not None]
     return {"mean": statistics.fmean(values) if values else None,
             "sd": statistics.stdev(values) if len(values) > 1 else None, "n": len(values)}
+
+
+def save_val_curves(run_dirs: dict[str, list[Path]], reference: float, path: Path) -> None:
+    """Validation F1@0.5 and AUC per epoch, one line per row (mean over its seeds, the band min..max)."""
+    import matplotlib
+    matplotlib.use("Agg")  # a file, never a window
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.6))
+    for row_name, dirs in run_dirs.items():
+        logs = [[json.loads(line) for line in (d / "log.jsonl").read_text().splitlines()] for d in dirs]
+        epochs = sorted({r["epoch"] for log in logs for r in log if "val_pixel_f1" in r})
+        for ax, key in zip(axes, ("val_pixel_f1", "val_pixel_auc")):
+            values = np.array([[next((r[key] for r in log if r["epoch"] == e and key in r), np.nan) for e in epochs]
+                               for log in logs])
+            ax.plot(epochs, np.nanmean(values, axis=0), marker="o", label=f"{row_name} ({len(dirs)} seeds)")
+            ax.fill_between(epochs, np.nanmin(values, axis=0), np.nanmax(values, axis=0), alpha=0.2)
+    axes[0].axhline(reference, color="gray", linestyle=":", label="every pixel tampered")
+    axes[1].axhline(0.5, color="gray", linestyle=":", label="chance")
+    for ax, title in zip(axes, ("validation F1@0.5 (per image)", "validation AUC (per image)")):
+        ax.set_title(title)
+        ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
 
 
 def _fmt(s: dict) -> str:
@@ -145,6 +174,9 @@ def main(argv=None) -> int:
                       f"({time.perf_counter() - t0:.0f} s)", flush=True)
                 if row_name == "full":
                     full_models.setdefault(name, []).append(run_dir / "best.pt")
+        save_val_curves({r: [Path(args.runs) / f"{name}_{args.preset}" / f"{r}_seed{seed}" for seed in seeds]
+                         for r in rows_asked}, all_tampered_f1(read_manifest(manifest, split="val")),
+                        out / f"val_curves_{name}_{args.preset}.png")
         for table, names in TABLES.items():
             # A table is written when one of its own rows was trained (full alone: Table 5), so that
             # training only Table 6's rows never overwrites a Table 5 file with its one shared row.
