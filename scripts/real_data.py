@@ -12,8 +12,8 @@ training set (cross-dataset), and `--extra NAME=CHECKPOINT` adds an already trai
 the synthetic quickstart model) to the cross-dataset rows. Writes per training set
 `table5_real_<set>_<preset>.json` for the Table 5 rows and `table6_real_<set>_<preset>.json` (full
 as "block1", block2, block5) when a block row was asked for (per-seed rows, mean and sd over seeds,
-the all-tampered reference row), `val_curves_<set>_<preset>.png` (validation F1 and AUC per epoch,
-each row's mean over seeds) and `cross_dataset_<preset>.json`; `--render` prints them as Markdown.
+the all-tampered reference row), `val_curves_table<5|6>_<set>_<preset>.png` (validation F1 and AUC
+per epoch, each row's mean over seeds) and `cross_dataset_<preset>.json`; `--render` prints them as Markdown.
 
 Per-image pixel F1 at 0.5 and tie-aware per-image AUC, as everywhere in nclkit.
 """
@@ -174,15 +174,16 @@ def main(argv=None) -> int:
                       f"({time.perf_counter() - t0:.0f} s)", flush=True)
                 if row_name == "full":
                     full_models.setdefault(name, []).append(run_dir / "best.pt")
-        save_val_curves({r: [Path(args.runs) / f"{name}_{args.preset}" / f"{r}_seed{seed}" for seed in seeds]
-                         for r in rows_asked}, all_tampered_f1(read_manifest(manifest, split="val")),
-                        out / f"val_curves_{name}_{args.preset}.png")
+        val_reference = all_tampered_f1(read_manifest(manifest, split="val"))
         for table, names in TABLES.items():
             # A table is written when one of its own rows was trained (full alone: Table 5), so that
             # training only Table 6's rows never overwrites a Table 5 file with its one shared row.
             if not (set(names) - {"full"}) & set(runs) and not (table == "5" and set(runs) == {"full"}):
                 continue
-            chosen = {("block1" if table == "6" and v == "full" else v): runs[v] for v in names if v in runs}
+            label = {v: "block1" if table == "6" and v == "full" else v for v in names if v in runs}
+            chosen = {label[v]: runs[v] for v in label}
+            save_val_curves({label[v]: [Path(args.runs) / f"{name}_{args.preset}" / f"{v}_seed{seed}" for seed in seeds]
+                             for v in label}, val_reference, out / f"val_curves_table{table}_{name}_{args.preset}.png")
             doc = {"table": table, "dataset": name, **common, "data": describe_data(tests[name]),
                    "all_tampered_f1": reference[name], "config": get_config(args.preset).to_dict(),
                    "overrides": args.overrides,

@@ -51,7 +51,7 @@ def test_table6_rows_leave_table5_alone(real_data, tiny_manifest, tmp_path):
     assert not (out / "table5_real_a_real.json").exists()  # Table 5 from its one shared row would overwrite a full one
     table = json.loads((out / "table6_real_a_real.json").read_text())
     assert table["table"] == "6" and set(table["runs"]) == {"block1", "block2"}
-    assert (out / "val_curves_a_real.png").stat().st_size > 0
+    assert (out / "val_curves_table6_a_real.png").stat().st_size > 0
     assert (tmp_path / "runs" / "a_real" / "block2_seed0" / "best.pt").is_file()
     saved = json.loads((tmp_path / "runs" / "a_real" / "block2_seed0" / "config.json").read_text())
     assert saved["pivot_block"] == 2 and saved["variant"] == "full"
