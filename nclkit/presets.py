@@ -11,7 +11,7 @@ import dataclasses
 from dataclasses import dataclass, fields
 from typing import Any
 
-__all__ = ["Config", "PRESETS", "ABLATIONS", "get_config", "apply_overrides", "upgrade_dict", "VARIANTS", "BLOCK1_READINGS", "LEGACY_VALUES"]
+__all__ = ["Config", "PRESETS", "ABLATIONS", "ABLATION_TABLES", "get_config", "apply_overrides", "upgrade_dict", "VARIANTS", "BLOCK1_READINGS", "LEGACY_VALUES"]
 
 # Table 5: Base (plain BCE), Base+Pivot (BCE + NCL), Base+Pivot+PC (NCL + PC = full NCL).
 VARIANTS = ("base", "pivot", "full")
@@ -21,6 +21,8 @@ ABLATIONS: dict[str, dict[str, Any]] = {
     "base": {"variant": "base"}, "pivot": {"variant": "pivot"}, "full": {"variant": "full", "pivot_block": 1},
     "block2": {"variant": "full", "pivot_block": 2}, "block5": {"variant": "full", "pivot_block": 5},
 }
+# The rows of each ablation table, in the paper's order.
+ABLATION_TABLES: dict[str, tuple[str, ...]] = {"5": ("base", "pivot", "full"), "6": ("full", "block2", "block5")}
 # Where block 1 ends (Table 6): "conv1" = the ResNet paper's stage 1 (stride 2), "maxpool" = with the max-pool (stride 4).
 BLOCK1_READINGS = ("conv1", "maxpool")
 # Keys added after checkpoints were first written, with the value that reproduces the behaviour of a

@@ -34,8 +34,7 @@ from nclkit.engine import evaluate, load_model, train
 from nclkit.engine.devices import device_name, pick_device, precision_name
 from nclkit.engine.evaluator import all_tampered_f1
 from nclkit.engine.outputs import json_safe
-from nclkit.presets import ABLATIONS, PRESETS, VARIANTS, apply_overrides, get_config
-TABLES = {"5": ("base", "pivot", "full"), "6": ("full", "block2", "block5")}
+from nclkit.presets import ABLATION_TABLES, ABLATIONS, PRESETS, VARIANTS, apply_overrides, get_config
 KEEP = ("pixel_f1", "pixel_auc", "pixel_f1_best_threshold", "image_auc", "n_tampered", "n_authentic")
 
 
@@ -175,7 +174,7 @@ def main(argv=None) -> int:
                 if row_name == "full":
                     full_models.setdefault(name, []).append(run_dir / "best.pt")
         val_reference = all_tampered_f1(read_manifest(manifest, split="val"))
-        for table, names in TABLES.items():
+        for table, names in ABLATION_TABLES.items():
             # A table is written when one of its own rows was trained (full alone: Table 5), so that
             # training only Table 6's rows never overwrites a Table 5 file with its one shared row.
             if not (set(names) - {"full"}) & set(runs) and not (table == "5" and set(runs) == {"full"}):

@@ -27,7 +27,7 @@ from nclkit.engine import evaluate, load_model, robustness_table, train
 from nclkit.engine.devices import device_name, pick_device, precision_name
 from nclkit.engine.outputs import json_safe
 from nclkit.viz import save_prediction_figure
-from nclkit.presets import ABLATIONS, apply_overrides, get_config
+from nclkit.presets import ABLATION_TABLES, ABLATIONS, apply_overrides, get_config
 
 # The paper's figures (percent in the paper; fractions here). Protocols as the paper states them.
 PAPER = {
@@ -48,7 +48,7 @@ PAPER = {
 
 # Which training runs each table needs: name -> Config overrides.
 RUNS = ABLATIONS
-NEEDS = {"1": ["full"], "3": ["full"], "5": ["base", "pivot", "full"], "6": ["full", "block2", "block5"]}
+NEEDS = {"1": ("full",), "3": ("full",), **ABLATION_TABLES}
 KEEP = ("pixel_f1", "pixel_auc", "pixel_f1_best_threshold", "pixel_f1_permuted", "global_f1", "global_auc",
         "global_f1_best_threshold", "image_auc", "image_balanced_accuracy", "image_f1", "n_tampered", "n_authentic")
 
