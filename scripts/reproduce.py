@@ -92,6 +92,8 @@ def render(out_dir: Path) -> str:
     lines = []
     for path in sorted(out_dir.glob("table*.json")):
         d = json.loads(path.read_text())
+        if "measured" not in d:
+            continue  # a table of scripts/real_data.py (per-seed rows), rendered by that script
         t, m = d["table"], d["measured"]
         lines += [f"### Table {t} — {d['dataset']}, {d['scale']} scale ({path.name})", "",
                   f"Device: {d['device']}, torch {d['torch']}, seed {d['seed']}. Command: `{d['command']}`", "",
