@@ -60,3 +60,24 @@ def test_table6_rows_leave_table5_alone(real_data, tiny_manifest, tmp_path):
 def test_unknown_row_is_refused(real_data, tiny_manifest, tmp_path):
     with pytest.raises(SystemExit):
         real_data.main(["--train", f"a={tiny_manifest}", "--rows", "full,block3", "--out", str(tmp_path)])
+
+
+@pytest.mark.slow
+def test_set_scoped_to_one_training_set(real_data, tiny_manifest, tmp_path):
+    runs, out = tmp_path / "runs", tmp_path / "out"
+    argv = ["--train", f"a={tiny_manifest}", "--train", f"b={tiny_manifest}", "--rows", "full", "--seeds", "0",
+            "--runs", str(runs), "--out", str(out), "--device", "cpu"]
+    for item in ["crop_size=64", "batch_size=4", "epochs=1", "eval_max_side=64", "train_max_side=0",
+                 "cache_images=false", "b:epochs=2"]:
+        argv += ["--set", item]
+    assert real_data.main(argv) == 0
+    epochs = {n: json.loads((runs / f"{n}_real" / "full_seed0" / "config.json").read_text())["epochs"] for n in "ab"}
+    assert epochs == {"a": 1, "b": 2}
+    table_b = json.loads((out / "table5_real_b_real.json").read_text())
+    assert table_b["overrides"][-1] == "epochs=2" and table_b["config"]["epochs"] == 2
+    assert json.loads((out / "table5_real_a_real.json").read_text())["config"]["epochs"] == 1
+
+
+def test_set_scope_must_name_a_training_set(real_data, tiny_manifest, tmp_path):
+    with pytest.raises(SystemExit):
+        real_data.main(["--train", f"a={tiny_manifest}", "--set", "c:epochs=2", "--out", str(tmp_path)])
