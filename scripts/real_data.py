@@ -97,8 +97,10 @@ def render(out_dir: Path) -> str:
     for path in sorted(out_dir.glob("table[56]_real_*.json")):
         d = json.loads(path.read_text())
         lines += [f"### Table {d.get('table', '5')} on {d['dataset']} ({d['preset']} preset, seeds {d['seeds']}) — {path.name}", "",
-                  f"Data: {d['data']}", "", f"Device: {d['device']}, torch {d['torch']}. Command: `{d['command']}`", "",
-                  "| row | F1@0.5 (per image) | AUC (per image) | best-threshold F1 | train s (mean) |",
+                  f"Data: {d['data']}", "", f"Device: {d['device']}, torch {d['torch']}. Command: `{d['command']}`"
+                  + (f" (config changes for this set: {', '.join(d['overrides'])})" if d.get("overrides") else ""), "",
+                  "| row | F1@0.5 (per image) | AUC (per image) | F1 at each image's best threshold (oracle) "
+                  "| train s (mean) |",
                   "|---|---|---|---|---|",
                   f"| every pixel tampered (reference) | {100 * d['all_tampered_f1']:.1f} | 50.0 | — | — |"]
         for v, s in d["summary"].items():
