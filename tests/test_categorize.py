@@ -63,3 +63,27 @@ def test_bad_parameters(bad):
 def test_bad_mask_shape():
     with pytest.raises(ValueError, match="B, 1, H, W"):
         categorize_patches(torch.zeros(8, 8), (4, 4))
+
+
+@pytest.mark.parametrize("size, grid, patch", [((128, 128), (64, 64), 2), ((96, 64), (24, 16), 1),
+                                               ((40, 60), (10, 15), 3), ((10, 10), (4, 4), 2)])
+def test_patch_fraction_is_the_pixel_mean_of_each_patch(size, grid, patch):
+    # Divisible sizes take one pooling over whole patches, the others cells first; both must give
+    # the tampered fraction of each patch's pixels (10x10 on a 4x4 grid: adaptive cells, checked
+    # against the cell fractions instead).
+    from nclkit.ncl.categorize import cell_fraction, patch_fraction
+
+    torch.manual_seed(0)
+    mask = (torch.rand(2, 1, *size) > 0.6).float()
+    frac = patch_fraction(mask, grid, patch)
+    gh, gw = grid[0] // patch, grid[1] // patch
+    assert frac.shape == (2, gh, gw)
+    if size[0] % grid[0] or size[1] % grid[1]:
+        cells = cell_fraction(mask, grid)[:, 0]
+        want = torch.stack([torch.stack([cells[:, r * patch:(r + 1) * patch, c * patch:(c + 1) * patch].mean((1, 2))
+                                         for c in range(gw)], 1) for r in range(gh)], 1)
+    else:
+        kh, kw = size[0] // grid[0] * patch, size[1] // grid[1] * patch  # pixels per patch side
+        want = torch.stack([torch.stack([mask[:, 0, r * kh:(r + 1) * kh, c * kw:(c + 1) * kw].mean((1, 2))
+                                         for c in range(gw)], 1) for r in range(gh)], 1)
+    torch.testing.assert_close(frac, want)

@@ -57,3 +57,26 @@ def test_patch_cells_are_the_cells_of_each_patch(channels_last):
             r, c = divmod(l, 5)
             want = feature[b, :, 2 * r:2 * r + 2, 2 * c:2 * c + 2].flatten(1).T  # (4, C), row-major
             torch.testing.assert_close(cells[b, j], want)
+
+
+def test_patch_cells_gradient_is_the_same_in_both_layouts():
+    # The channels_last path picks rows (index_select), the NCHW path gathers; both must send each
+    # cell's gradient back to exactly that cell, so the feature's gradient is the same.
+    torch.manual_seed(0)
+    feature = torch.randn(3, 6, 8, 10)
+    idx = torch.tensor([[0, 4, 19], [7, 3, 12], [18, 1, 9]])  # patch grid 4 x 5
+    upstream = torch.randn(3, 3, 4, 6)
+    grads = []
+    for layout in (torch.contiguous_format, torch.channels_last):
+        f = feature.detach().contiguous(memory_format=layout).requires_grad_()
+        patch_cells(f, idx, grid_w=5, patch_size=2).backward(upstream)
+        grads.append(f.grad)
+    want = torch.zeros_like(feature)  # written cell by cell
+    for b in range(3):
+        for j, l in enumerate(idx[b].tolist()):
+            r, c = divmod(l, 5)
+            for k in range(4):
+                want[b, :, 2 * r + k // 2, 2 * c + k % 2] += upstream[b, j, k]
+    for g in grads:
+        torch.testing.assert_close(g, want)
+    assert grads[1].is_contiguous(memory_format=torch.channels_last)  # no layout copy on the way back
