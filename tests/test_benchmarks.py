@@ -1,4 +1,4 @@
-"""Smoke tests of benchmarks/train_step.py: it runs end to end and reports finite numbers (no timing asserts)."""
+"""Smoke tests of benchmarks/train_step.py and ncl_loss_step.py: they run end to end and report finite numbers (no timing asserts)."""
 import importlib.util
 import json
 import math
@@ -72,3 +72,23 @@ def test_interleaving_splits_steps_over_rounds(train_step):
 def test_bad_arguments_fail_fast(train_step, argv):
     with pytest.raises(ValueError):
         train_step.main(["--device", "cpu", *argv])
+
+
+@pytest.mark.slow
+def test_ncl_loss_step_reports_every_piece(tmp_path, capsys):
+    spec = importlib.util.spec_from_file_location("bench_ncl_loss_step", BENCH.with_name("ncl_loss_step.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    out = tmp_path / "loss.json"
+    threads = torch.get_num_threads()
+    try:
+        res = module.main(["--device", "cpu", "--batch", "2", "--size", "64", "--repeats", "2", "--threads", "1",
+                           "--out", str(out)])
+    finally:
+        torch.set_num_threads(threads)
+    printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert printed == json.loads(out.read_text()) == res
+    assert printed["feature"] == [2, 32, 32, 32]  # quick preset: conv1's 32 channels at stride 2 of 64 px
+    assert set(printed["ms_median"]) == {"whole_preset", "whole_nchw", "categories", "sampling", "gather", "pivot", "terms"}
+    assert all(math.isfinite(v) and v > 0 for v in printed["ms_median"].values())
+    assert math.isfinite(printed["ratio_nchw_vs_preset"]) and printed["ratio_nchw_vs_preset"] > 0

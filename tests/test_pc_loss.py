@@ -43,3 +43,25 @@ def test_pc_loss_valid_excludes_padding():
 def test_pc_loss_shape_mismatch():
     with pytest.raises(ValueError, match="same shape"):
         pc_loss(torch.zeros(1, 1, 4, 4), torch.zeros(1, 1, 5, 4), torch.zeros(1, 1, 4, 4, dtype=torch.bool))
+
+
+@pytest.mark.parametrize("src, dst", [((16, 16), (4, 4)), ((12, 8), (3, 2)), ((10, 10), (4, 4)), ((4, 4), (16, 16)),
+                                      ((3, 2), (12, 8)), ((4, 4), (10, 10)), ((8, 8), (8, 8))])
+def test_resizing_matches_the_general_interpolation(src, dst):
+    # Whole-number factors take pooling or repetition; every size must give what the general
+    # interpolation gives (area for masks, max-pool down / nearest up for the contour flags).
+    from nclkit.ncl import resize_bool, shrink_mask
+
+    g = torch.Generator().manual_seed(src[0] * 100 + dst[0])
+    mask = (torch.rand(2, 1, *src, generator=g) > 0.5).float()
+    flags = torch.rand(2, 1, *src, generator=g) > 0.8
+    if src == dst:
+        want_mask, want_flags = mask, flags
+    else:
+        want_mask = (F.interpolate(mask, size=dst, mode="area") >= 0.5).float()
+        want_flags = (F.adaptive_max_pool2d(flags.float(), dst) if src[0] >= dst[0]
+                      else F.interpolate(flags.float(), size=dst, mode="nearest")) > 0.5
+    if src[0] >= dst[0]:
+        torch.testing.assert_close(shrink_mask(mask, dst), want_mask)
+    got = resize_bool(flags, dst)
+    assert got.dtype == torch.bool and torch.equal(got, want_flags)

@@ -1,0 +1,143 @@
+"""Eq. 7 alone: forward + backward of the NCL loss as training computes it, piece by piece.
+
+    python benchmarks/ncl_loss_step.py [--preset quick|paper] [--batch N] [--size PX] [--repeats N]
+        [--threads N] [--out FILE.json]
+
+The full training step (train_step.py) times eq. 7 only as the difference between two noisy step
+times. This script times `batch_ncl_loss` by itself on the preset's tapped feature map (block 1 of a
+`--size` px crop: the shape, channels and layout the model would give it, filled with random values),
+in the precision training uses on this device, with the masks of train_step.py's batch:
+
+- whole: the loss forward + backward into the feature map (what the NCL term adds to a step);
+- its pieces, forward only: patch categories, patch sampling, the cell gather, the pivot network,
+  the three terms;
+- the same whole loss on an NCHW map (the gather path) beside the preset's channels_last map (the
+  row-picking path): the in-run baseline, `ratio_nchw_vs_preset`.
+
+Each figure is the median (and minimum) over `--repeats` calls after three warm-up calls, in ms.
+Prints a table, then ONE JSON line.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from nclkit.engine.devices import device_name, pick_device, precision_name
+from nclkit.models.pivot import PivotNetwork
+from nclkit.ncl.categorize import AUTHENTIC, CONTOUR, TAMPERED
+from nclkit.ncl.ncl_loss import batch_ncl_loss, ncl_terms_batched
+from nclkit.ncl.sampling import patch_categories, patch_cells, sample_patches
+from nclkit.presets import get_config
+
+
+def _make_batch():
+    """train_step.make_batch: random images with 1-3 tampered ellipses per mask (one source for both)."""
+    path = Path(__file__).with_name("train_step.py")
+    spec = importlib.util.spec_from_file_location("_bench_train_step", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module.make_batch
+
+
+def _time(fn: Callable[[], object], repeats: int) -> tuple[float, float]:
+    """(median, min) ms per call over `repeats` calls, after three warm-up calls."""
+    for _ in range(3):
+        fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t0) * 1000)
+    return statistics.median(times), min(times)
+
+
+def main(argv=None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--preset", choices=("quick", "paper"), default="quick")
+    p.add_argument("--batch", type=int, default=None, help="default: the preset's batch size")
+    p.add_argument("--size", type=int, default=None, help="crop side in px; default: the preset's crop")
+    p.add_argument("--repeats", type=int, default=40)
+    p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads on the CPU")
+    p.add_argument("--device", default=None, help="default: cuda if available, else cpu")
+    p.add_argument("--out", type=Path, default=None)
+    args = p.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    cfg = get_config(args.preset)
+    device = pick_device(args.device)
+    batch, size = args.batch or cfg.batch_size, args.size or cfg.crop_size
+    stride = 2 if cfg.block1 == "conv1" else 4  # block 1's stride under the preset's reading
+    channels = cfg.encoder_width  # conv1's channels under either block-1 reading (both presets are ResNets)
+    precision = precision_name(cfg, device)
+    dtype = {"bfloat16": torch.bfloat16, "float16": torch.float16}.get(precision, torch.float32)
+    _, mask, valid = (x.to(device) for x in _make_batch()(batch, size, cfg.seed))
+    pivot = PivotNetwork(channels).to(device).train()
+    feature = torch.randn(batch, channels, size // stride, size // stride, device=device).to(dtype)
+    layouts = {"preset": torch.channels_last if cfg.channels_last else torch.contiguous_format,
+               "nchw": torch.contiguous_format}
+    autocast = lambda: torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32)  # noqa: E731
+
+    def whole(layout) -> Callable[[], None]:
+        def run() -> None:
+            f = feature.contiguous(memory_format=layout).requires_grad_()
+            with autocast():
+                loss = batch_ncl_loss(pivot, f, mask, cfg, valid)[0]
+            loss.backward()
+        return run
+
+    # The pieces, forward only, on the preset's layout.
+    f = feature.contiguous(memory_format=layouts["preset"])
+    grid = tuple(f.shape[-2:])
+    codes = patch_categories(mask, grid, cfg, valid)
+    flat, gw, P = codes.flatten(1), codes.shape[2], cfg.patch_size
+    drawn = [sample_patches(flat == c, cfg.max_patches) for c in (TAMPERED, AUTHENTIC, CONTOUR)]
+    (t_idx, t_valid), (a_idx, a_valid), (c_idx, c_valid) = drawn
+    idx = torch.cat([t_idx, a_idx, c_idx], 1)
+    k_t, k_a = t_idx.shape[1], a_idx.shape[1]
+    with autocast():
+        cells = patch_cells(f, idx, gw, P)
+        f_patch = cells[:, : k_t + k_a].mean(2)
+        contour_rows, contour_valid = cells[:, k_t + k_a:].flatten(1, 2), c_valid.repeat_interleave(P * P, 1)
+        se_plus, se_minus, has = pivot(contour_rows, contour_valid)
+    pieces = {
+        "categories": lambda: patch_categories(mask, grid, cfg, valid),
+        "sampling": lambda: [sample_patches(flat == c, cfg.max_patches) for c in (TAMPERED, AUTHENTIC, CONTOUR)],
+        "gather": lambda: patch_cells(f, idx, gw, P),
+        "pivot": lambda: pivot(contour_rows, contour_valid),
+        "terms": lambda: ncl_terms_batched(f_patch[:, :k_t], t_valid, f_patch[:, k_t:], a_valid,
+                                           se_plus, se_minus, has, cfg.tau),
+    }
+    ms = {"whole_preset": _time(whole(layouts["preset"]), args.repeats),
+          "whole_nchw": _time(whole(layouts["nchw"]), args.repeats)}
+    with torch.no_grad(), autocast():
+        ms.update({name: _time(fn, args.repeats) for name, fn in pieces.items()})
+    res = {"benchmark": "ncl_loss_step", "preset": args.preset, "batch": batch, "size": size,
+           "feature": list(feature.shape), "precision": precision, "device_name": device_name(device),
+           "torch": torch.__version__, "threads": torch.get_num_threads(), "repeats": args.repeats,
+           "ms_median": {k: round(v[0], 3) for k, v in ms.items()}, "ms_min": {k: round(v[1], 3) for k, v in ms.items()},
+           "ratio_nchw_vs_preset": round(ms["whole_nchw"][0] / ms["whole_preset"][0], 3)}
+    print(f"eq. 7 forward + backward | preset {args.preset} | batch {batch} x {size} px, block-1 map "
+          f"{tuple(feature.shape)} | {precision} | {res['device_name']} | torch {torch.__version__}")
+    print(f"{'piece':24s} {'median ms':>10s} {'min ms':>8s}")
+    for k, (med, low) in ms.items():
+        print(f"{k:24s} {med:10.2f} {low:8.2f}")
+    print(f"whole loss, NCHW (gather) / preset layout: x{res['ratio_nchw_vs_preset']:.2f}")
+    line = json.dumps(res)
+    print(line)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(line + "\n")
+    return res
+
+
+if __name__ == "__main__":
+    main()
