@@ -52,8 +52,8 @@ def patch_cells(feature: torch.Tensor, idx: torch.Tensor, grid_w: int, patch_siz
     flat = (((r * P).unsqueeze(2) + di) * W + (c * P).unsqueeze(2) + dj).flatten(1)  # (B, k*P*P) indices into H*W
     if feature.is_contiguous(memory_format=torch.channels_last):
         # NHWC memory is already one row of C channels per cell: index_select picks whole rows, and
-        # its backward (index_add_ of rows) is 1.5-2.5x cheaper on the CPU than gather's scatter_add_
-        # over an expanded (B, k*P*P, C) index (benchmarks/README.md, "The pivot's overhead").
+        # its backward (index_add_ of rows) is much cheaper on the CPU than gather's scatter_add_
+        # over an expanded (B, k*P*P, C) index (benchmarks/README.md, "The pivot's overhead in bf16").
         rows = feature.permute(0, 2, 3, 1).reshape(-1, C)  # (B*H*W, C), a view of NHWC memory
         offset = torch.arange(B, device=idx.device).unsqueeze(1) * (feature.shape[2] * W)  # (B, 1): image b's first row
         cells = rows.index_select(0, (flat + offset).flatten())  # (B*k*P*P, C)
