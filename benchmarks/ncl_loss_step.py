@@ -4,9 +4,10 @@
         [--threads N] [--out FILE.json]
 
 The full training step (train_step.py) times eq. 7 only as the difference between two noisy step
-times. This script times `batch_ncl_loss` by itself on the preset's tapped feature map (block 1 of a
-`--size` px crop: the shape, channels and layout the model would give it, filled with random values),
-in the precision training uses on this device, with the masks of train_step.py's batch:
+times. This script times `batch_ncl_loss` by itself on the preset's tapped feature map (block
+`pivot_block` of a `--size` px crop: the shape, channels and layout the preset's encoder would give
+it, filled with random values), in the precision training uses on this device, with the masks of
+train_step.py's batch:
 
 - whole: the loss forward + backward into the feature map (what the NCL term adds to a step);
 - its pieces, forward only: patch categories, patch sampling, the cell gather, the pivot network,
@@ -31,6 +32,7 @@ from typing import Callable
 import torch
 
 from nclkit.engine.devices import device_name, pick_device, precision_name
+from nclkit.models.encoders import get_encoder
 from nclkit.models.pivot import PivotNetwork
 from nclkit.ncl.categorize import AUTHENTIC, CONTOUR, TAMPERED
 from nclkit.ncl.ncl_loss import batch_ncl_loss, ncl_terms_batched
@@ -75,8 +77,9 @@ def main(argv=None) -> dict:
     cfg = get_config(args.preset)
     device = pick_device(args.device)
     batch, size = args.batch or cfg.batch_size, args.size or cfg.crop_size
-    stride = 2 if cfg.block1 == "conv1" else 4  # block 1's stride under the preset's reading
-    channels = cfg.encoder_width  # conv1's channels under either block-1 reading (both presets are ResNets)
+    encoder = get_encoder(cfg.encoder, cfg.output_stride, block1=cfg.block1, width=cfg.encoder_width)
+    # The map the pivot taps: its channels and stride as the preset's encoder gives them.
+    channels, stride = encoder.channels[cfg.pivot_block - 1], encoder.strides[cfg.pivot_block - 1]
     precision = precision_name(cfg, device)
     dtype = {"bfloat16": torch.bfloat16, "float16": torch.float16}.get(precision, torch.float32)
     _, mask, valid = (x.to(device) for x in _make_batch()(batch, size, cfg.seed))
@@ -125,7 +128,7 @@ def main(argv=None) -> dict:
            "torch": torch.__version__, "threads": torch.get_num_threads(), "repeats": args.repeats,
            "ms_median": {k: round(v[0], 3) for k, v in ms.items()}, "ms_min": {k: round(v[1], 3) for k, v in ms.items()},
            "ratio_nchw_vs_preset": round(ms["whole_nchw"][0] / ms["whole_preset"][0], 3)}
-    print(f"eq. 7 forward + backward | preset {args.preset} | batch {batch} x {size} px, block-1 map "
+    print(f"eq. 7 forward + backward | preset {args.preset} | batch {batch} x {size} px, tapped map "
           f"{tuple(feature.shape)} | {precision} | {res['device_name']} | torch {torch.__version__}")
     print(f"{'piece':24s} {'median ms':>10s} {'min ms':>8s}")
     for k, (med, low) in ms.items():

@@ -21,6 +21,14 @@ IGNORE = -1  # patches that reach into crop padding; never sampled (used by the 
 _EPS = 1e-6  # float pooling of a 0/1 mask is exact up to rounding; this absorbs the rounding
 
 
+def whole_factors(big: tuple[int, int], small: tuple[int, int]) -> tuple[int, int] | None:
+    """(big_h / small_h, big_w / small_w) when both divide exactly, else None: when plain pooling
+    (or repetition, upwards) over whole windows maps one size onto the other."""
+    if big[0] % small[0] or big[1] % small[1]:
+        return None
+    return big[0] // small[0], big[1] // small[1]
+
+
 def _check_mask(mask: torch.Tensor) -> None:
     if mask.dim() != 4 or mask.shape[1] != 1:
         raise ValueError(f"mask must have shape (B, 1, H, W), got {tuple(mask.shape)}")
@@ -42,11 +50,11 @@ def patch_fraction(mask: torch.Tensor, grid_hw: tuple[int, int], patch_size: int
     if gh < 1 or gw < 1:
         raise ValueError(f"patch_size={patch_size} is larger than the feature grid {tuple(grid_hw)}")
     _check_mask(mask)
-    (H, W), (grid_h, grid_w) = mask.shape[-2:], grid_hw
-    if H % grid_h == 0 and W % grid_w == 0:
-        # Every cell covers (H / grid_h) x (W / grid_w) pixels: one pooling over whole patches gives
-        # the same fractions as cells-then-patches, 3x faster on the CPU (adaptive pooling is slow there).
-        window = (H // grid_h * patch_size, W // grid_w * patch_size)
+    k = whole_factors(tuple(mask.shape[-2:]), tuple(grid_hw))
+    if k:
+        # Every cell covers k[0] x k[1] pixels: one pooling over whole patches gives the same
+        # fractions as cells-then-patches, 3x faster on the CPU (adaptive pooling is slow there).
+        window = (k[0] * patch_size, k[1] * patch_size)
         return F.avg_pool2d(mask.float(), window)[:, 0]  # (B, gh, gw); trailing cells dropped (floor)
     cells = cell_fraction(mask, grid_hw)[:, :, : gh * patch_size, : gw * patch_size]  # trailing cells dropped
     return F.avg_pool2d(cells, patch_size)[:, 0]  # (B, gh, gw); cells have equal footprints

@@ -10,6 +10,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from .categorize import whole_factors
+
 __all__ = ["bce_loss", "pc_loss", "shrink_mask", "resize_bool"]
 
 
@@ -54,19 +56,12 @@ def pc_loss(
     return mu * _mean_bce(bce, contour.bool() & inside) + (1.0 - mu) * _mean_bce(bce, inside)
 
 
-def _factors(big: tuple[int, int], small: tuple[int, int]) -> tuple[int, int] | None:
-    """(big_h / small_h, big_w / small_w) when both divide exactly, else None."""
-    if big[0] % small[0] or big[1] % small[1]:
-        return None
-    return big[0] // small[0], big[1] // small[1]
-
-
 def shrink_mask(mask: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """Ground truth shrunk to an auxiliary classifier's size (§3.3): area fraction >= 0.5 -> 1."""
-    size = tuple(size)
-    if tuple(mask.shape[-2:]) == size:
+    size, hw = tuple(size), tuple(mask.shape[-2:])
+    if hw == size:
         return mask.float()
-    k = _factors(tuple(mask.shape[-2:]), size)
+    k = whole_factors(hw, size)
     # Whole windows: plain average pooling equals "area" interpolation, several times faster on the CPU.
     area = F.avg_pool2d(mask.float(), k) if k else F.interpolate(mask.float(), size=size, mode="area")
     return (area >= 0.5).float()
@@ -78,9 +73,9 @@ def resize_bool(flags: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     if hw == size:
         return flags.bool()
     if hw[0] >= size[0] and hw[1] >= size[1]:
-        k = _factors(hw, size)
+        k = whole_factors(hw, size)
         return (F.max_pool2d(flags.float(), k) if k else F.adaptive_max_pool2d(flags.float(), size)) > 0.5
-    k = _factors(size, hw)
+    k = whole_factors(size, hw)
     if k:  # whole-number upscaling: nearest neighbour is each cell repeated k times
         return flags.bool().repeat_interleave(k[0], -2).repeat_interleave(k[1], -1)
     return F.interpolate(flags.float(), size=size, mode="nearest") > 0.5

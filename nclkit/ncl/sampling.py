@@ -45,7 +45,7 @@ def patch_cells(feature: torch.Tensor, idx: torch.Tensor, grid_w: int, patch_siz
     Shape: feature (B, C, H, W), idx (B, k) long -> (B, k, P*P, C).
     """
     P = patch_size
-    B, C, _, W = feature.shape
+    B, C, H, W = feature.shape
     r, c = idx // grid_w, idx % grid_w  # (B, k)
     off = torch.arange(P, device=idx.device)
     di, dj = off.repeat_interleave(P), off.repeat(P)  # (P*P,): row-major offsets inside a patch
@@ -55,7 +55,7 @@ def patch_cells(feature: torch.Tensor, idx: torch.Tensor, grid_w: int, patch_siz
         # its backward (index_add_ of rows) is much cheaper on the CPU than gather's scatter_add_
         # over an expanded (B, k*P*P, C) index (benchmarks/README.md, "The pivot's overhead in bf16").
         rows = feature.permute(0, 2, 3, 1).reshape(-1, C)  # (B*H*W, C), a view of NHWC memory
-        offset = torch.arange(B, device=idx.device).unsqueeze(1) * (feature.shape[2] * W)  # (B, 1): image b's first row
+        offset = torch.arange(B, device=idx.device).unsqueeze(1) * (H * W)  # (B, 1): image b's first row
         cells = rows.index_select(0, (flat + offset).flatten())  # (B*k*P*P, C)
     else:
         cells = feature.flatten(2).gather(2, flat.unsqueeze(1).expand(-1, C, -1)).transpose(1, 2)  # (B, k*P*P, C)
