@@ -67,9 +67,23 @@ def device_name(device: str | torch.device) -> str:
             + (f", oneDNN capped at {capped}" if capped else ""))
 
 
+# oneDNN instruction-set caps (ONEDNN_MAX_CPU_ISA) below which its kernels have no bf16 arithmetic.
+_ONEDNN_WITHOUT_BF16 = {"SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX2_VNNI_2", "AVX512_CORE", "AVX512_CORE_VNNI"}
+
+
 def cpu_has_native_bf16() -> bool:
-    """True where the CPU computes bf16 in hardware (AVX512-BF16 or AMX); there bf16 autocast trains
-    the quick preset about 1.4x faster than fp32 (benchmarks/train_step.py), elsewhere it is slower."""
+    """True where the CPU computes bf16 in hardware (AVX512-BF16 or AMX) and the kernels may use it;
+    there bf16 autocast trains the quick preset about 1.4x faster than fp32 (benchmarks/train_step.py),
+    elsewhere it is slower.
+
+    Kernels capped below AVX-512 (ATEN_CPU_CAPABILITY=avx2, ONEDNN_MAX_CPU_ISA=AVX2: a fast CPU standing
+    in for an AVX2-only one) emulate bf16: an epoch of the course's quick run took 66 s instead of 9 s
+    in fp32. Such a machine counts as one without bf16, as the CPU it stands in for is.
+    """
+    if torch.backends.cpu.get_cpu_capability() in ("DEFAULT", "AVX2"):
+        return False
+    if os.environ.get("ONEDNN_MAX_CPU_ISA", "").upper() in _ONEDNN_WITHOUT_BF16:
+        return False
     probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")  # private but stable since torch 2.3
     return any(bool(getattr(torch.cpu, name, lambda: False)()) for name in probes)
 
