@@ -38,7 +38,7 @@ def test_kernels_capped_below_bf16_count_as_no_bf16(monkeypatch, capability, one
     assert autocast_dtype(get_config("quick", amp="auto"), torch.device("cpu")) is None
 
 
-@pytest.mark.parametrize("onednn_cap", [None, "AVX512_CORE_BF16", "AMX", "ALL"])
+@pytest.mark.parametrize("onednn_cap", [None, "AVX512_CORE_BF16", "AVX512_CORE_AMX", "ALL"])
 def test_uncapped_bf16_cpu_keeps_bf16(monkeypatch, onednn_cap):
     monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX512")
     monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: True, raising=False)
