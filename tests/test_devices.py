@@ -24,26 +24,19 @@ def test_cpu_autocast_follows_native_bf16(monkeypatch, native):
     assert autocast_dtype(get_config("quick", amp="fp32"), cpu) is None
 
 
-@pytest.mark.parametrize("capability, onednn_cap", [("AVX2", None), ("DEFAULT", None), ("AVX512", "AVX2"),
-                                                    ("AVX512", "avx512_core")])
-def test_kernels_capped_below_bf16_count_as_no_bf16(monkeypatch, capability, onednn_cap):
-    # A fast CPU restricted to AVX2 kernels would emulate bf16 (several times slower than fp32): fp32 there.
+@pytest.mark.parametrize("capability, onednn_cap, native", [
+    ("AVX2", None, False), ("DEFAULT", None, False), ("AVX512", "AVX2", False), ("AVX512", "avx512_core", False),
+    ("AVX512", None, True), ("AVX512", "AVX512_CORE_BF16", True), ("AVX512", "AVX512_CORE_AMX", True),
+    ("AVX512", "ALL", True),
+])
+def test_bf16_needs_kernels_that_use_it(monkeypatch, capability, onednn_cap, native):
+    # On a CPU with AVX512-BF16, kernels capped below it (a fast CPU standing in for an AVX2 one) would
+    # emulate bf16, several times slower than fp32: such a machine trains in fp32. Uncapped, it keeps bf16.
     monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: capability)
     monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: True, raising=False)
     if onednn_cap is None:
         monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
     else:
         monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", onednn_cap)
-    assert not devices.cpu_has_native_bf16()
-    assert autocast_dtype(get_config("quick", amp="auto"), torch.device("cpu")) is None
-
-
-@pytest.mark.parametrize("onednn_cap", [None, "AVX512_CORE_BF16", "AVX512_CORE_AMX", "ALL"])
-def test_uncapped_bf16_cpu_keeps_bf16(monkeypatch, onednn_cap):
-    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX512")
-    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: True, raising=False)
-    if onednn_cap is None:
-        monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
-    else:
-        monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", onednn_cap)
-    assert devices.cpu_has_native_bf16()
+    assert devices.cpu_has_native_bf16() is native
+    assert autocast_dtype(get_config("quick", amp="auto"), torch.device("cpu")) == (torch.bfloat16 if native else None)
