@@ -20,6 +20,7 @@ from .data import DataError, describe_data, read_manifest, scan_records
 from .data.manifest import PROTOCOLS
 from .data.preparers import PREPARERS, folder_records
 from .data.preparers.common import manifest_paths
+from .data.forge import forge_from_photos
 from .data.synthetic import make_synthetic
 from .engine.attacks import parse_attack
 from .engine.checkpoint import load_model
@@ -183,9 +184,13 @@ def cmd_prepare(args) -> int:
 
 
 def cmd_synth(args) -> int:
-
-    path = make_synthetic(args.out, num=args.num, seed=args.seed, size=args.size)
-    print(f"wrote {path}")
+    if args.shapes and not args.from_photos:
+        raise ValueError("--shapes shapes the forgeries of --from-photos; give both")
+    if args.from_photos:
+        path = forge_from_photos(args.from_photos, args.out, num=args.num, seed=args.seed, shapes_manifest=args.shapes)
+    else:
+        path = make_synthetic(args.out, num=args.num, seed=args.seed, size=args.size)
+    print(f"wrote {path}: {describe_data(read_manifest(path))}")
     return 0
 
 
@@ -250,9 +255,17 @@ def build_parser() -> argparse.ArgumentParser:
                         "split, grouped by source photo)")
     p.set_defaults(func=cmd_prepare)
 
-    p = sub.add_parser("synth", help="write the built-in synthetic forgery set and its manifest")
+    p = sub.add_parser("synth", help="write the built-in synthetic forgery set, or forgeries of your own photos, "
+                                     "and its manifest")
     p.add_argument("--out", required=True, help="output folder (manifest.jsonl goes inside)")
-    p.add_argument("--num", type=int, default=1000, help="number of images (default 1000)")
+    p.add_argument("--num", type=_positive_int, default=1000, help="number of images, or of forgeries with "
+                   "--from-photos (default 1000)")
+    p.add_argument("--from-photos", metavar="DIR",
+                   help="forge your own authentic photos instead (splice, copy-move, removal; nclkit.data.forge): "
+                        "the photos are split 80/10/10 first, each split forged from its own photos only")
+    p.add_argument("--shapes", metavar="MANIFEST",
+                   help="with --from-photos: shape the forged regions like this manifest's real masks "
+                        "(default: random object-like shapes)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--size", type=int, default=128, help="image side in px (default 128, the quick preset's crop)")
     p.set_defaults(func=cmd_synth)

@@ -70,6 +70,8 @@ class Config:
     eval_max_side: int = 2048             # longer images are resized for the forward pass, map resized back
     train_max_side: int = 0               # >0: training images scaled down to this longer side before the crop
     train_authentic: bool = True          # train on the split's authentic images too (BCE negatives only)
+    forged: int = 0                       # beyond the paper: forgeries made from the train split's own authentic
+                                          # photos and masks (nclkit.data.forge), added to its training images
     # --- optimisation (paper §4, following DeepLabV3+) ---
     epochs: int = 70                      # paper §4.2: "early stop the training epoch at 70"
     lr: float = 0.007
@@ -106,6 +108,8 @@ class Config:
             raise ValueError(f"mu={self.mu}; expected 0 <= mu <= 1")
         if self.tau <= 0:
             raise ValueError(f"tau={self.tau}; expected > 0")
+        if self.forged < 0:
+            raise ValueError(f"forged={self.forged}; expected >= 0 (0 = the split's own images only)")
         if self.amp not in ("auto", "bf16", "fp16", "fp32"):
             raise ValueError(f"amp={self.amp!r}; expected auto, bf16, fp16 or fp32")
 

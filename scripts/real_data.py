@@ -34,15 +34,33 @@ from nclkit.data import describe_data, read_manifest
 from nclkit.engine import evaluate, load_model, train
 from nclkit.engine.devices import device_name, pick_device, precision_name
 from nclkit.engine.evaluator import all_tampered_f1
+from nclkit.engine.metrics import choose_image_score, image_level_metrics
 from nclkit.engine.outputs import json_safe
 from nclkit.presets import ABLATION_TABLES, ABLATIONS, PRESETS, VARIANTS, apply_overrides, get_config
-KEEP = ("pixel_f1", "pixel_auc", "pixel_f1_best_threshold", "image_auc", "n_tampered", "n_authentic")
+KEEP = ("pixel_f1", "pixel_auc", "pixel_f1_best_threshold", "image_auc", "image_balanced_accuracy", "n_tampered",
+        "n_authentic")
+SUMMARISED = ("pixel_f1", "pixel_auc", "pixel_f1_best_threshold", "image_auc", "image_balanced_accuracy")
+_IMAGE_RULES: dict[Path, dict] = {}
 
 
-def score(checkpoint: Path, records, device) -> dict:
+def image_rule(checkpoint: Path, val_records, device) -> dict:
+    """The image-score rule and threshold of a model, chosen on its own training set's validation split."""
+    if checkpoint not in _IMAGE_RULES:
+        model, _ = load_model(checkpoint, device=device)
+        res = evaluate(model, val_records, device=device, progress=False)
+        _IMAGE_RULES[checkpoint] = choose_image_score(res["per_image"])
+    return _IMAGE_RULES[checkpoint]
+
+
+def score(checkpoint: Path, records, device, rule: dict) -> dict:
     model, _ = load_model(checkpoint, device=device)
-    res = evaluate(model, records, device=device, best_threshold=True, progress=False)
-    return {**{k: res.get(k) for k in KEEP}, "data": res["protocol"]["data"]}
+    res = evaluate(model, records, device=device, best_threshold=True, progress=False,
+                   image_score=rule["rule"], image_threshold=rule["threshold"])
+    both = res["n_tampered"] and res["n_authentic"]
+    max_auc = image_level_metrics([r["scores"]["max"] for r in res["per_image"]],
+                                  [r["label"] for r in res["per_image"]])["image_auc"] if both else None
+    return {**{k: res.get(k) for k in KEEP}, "image_auc_max": max_auc, "image_rule": rule,
+            "data": res["protocol"]["data"]}
 
 
 def train_one(cfg, manifest: str, run_dir: Path, reuse: bool, device) -> dict:
@@ -86,8 +104,8 @@ def save_val_curves(run_dirs: dict[str, list[Path]], reference: float, path: Pat
     plt.close(fig)
 
 
-def _fmt(s: dict) -> str:
-    if s["mean"] is None:
+def _fmt(s: dict | None) -> str:
+    if s is None or s["mean"] is None:
         return "n/a"
     return f"{100 * s['mean']:.1f}" + (f" ± {100 * s['sd']:.1f}" if s["sd"] is not None else "")
 
@@ -100,20 +118,23 @@ def render(out_dir: Path) -> str:
                   f"Data: {d['data']}", "", f"Device: {d['device']}, torch {d['torch']}. Command: `{d['command']}`"
                   + (f" (config changes for this set: {', '.join(d['overrides'])})" if d.get("overrides") else ""), "",
                   "| row | F1@0.5 (per image) | AUC (per image) | F1 at each image's best threshold (oracle) "
-                  "| train s (mean) |",
-                  "|---|---|---|---|---|",
-                  f"| every pixel tampered (reference) | {100 * d['all_tampered_f1']:.1f} | 50.0 | — | — |"]
+                  "| image AUC | image balanced accuracy | train s (mean) |",
+                  "|---|---|---|---|---|---|---|",
+                  f"| every pixel tampered (reference) | {100 * d['all_tampered_f1']:.1f} | 50.0 | — | 50.0 | 50.0 | — |"]
         for v, s in d["summary"].items():
             secs = statistics.fmean(r["train_seconds"] for r in d["runs"][v])
             lines.append(f"| {v} | {_fmt(s['pixel_f1'])} | {_fmt(s['pixel_auc'])} | "
-                         f"{_fmt(s['pixel_f1_best_threshold'])} | {secs:.0f} |")
+                         f"{_fmt(s['pixel_f1_best_threshold'])} | {_fmt(s.get('image_auc'))} | "
+                         f"{_fmt(s.get('image_balanced_accuracy'))} | {secs:.0f} |")
         lines.append("")
     for path in sorted(out_dir.glob("cross_dataset_*.json")):
         d = json.loads(path.read_text())
         lines += [f"### Cross-dataset ({d['preset']} preset) — {path.name}", "",
-                  "| trained on | tested on | F1@0.5 (per image) | AUC (per image) | every pixel tampered F1 |",
-                  "|---|---|---|---|---|"]
+                  "| trained on | tested on | F1@0.5 (per image) | AUC (per image) | image AUC | image balanced accuracy "
+                  "| every pixel tampered F1 |",
+                  "|---|---|---|---|---|---|---|"]
         lines += [f"| {r['trained_on']} | {r['tested_on']} | {_fmt(r['pixel_f1'])} | {_fmt(r['pixel_auc'])} | "
+                  f"{_fmt(r.get('image_auc'))} | {_fmt(r.get('image_balanced_accuracy'))} | "
                   f"{100 * r['all_tampered_f1']:.1f} |" for r in d["rows"]]
         lines.append("")
     return "\n".join(lines)
@@ -157,6 +178,7 @@ def main(argv=None) -> int:
     common = {"preset": args.preset, "seeds": seeds, "command": command, "device": device_name(device),
               "torch": torch.__version__}
     tests = {name: read_manifest(m, split="test") for name, m in train_sets.items()}
+    vals = {name: read_manifest(m, split="val") for name, m in train_sets.items()}
     tests.update({name: read_manifest(m) for name, m in cross_sets.items()})
     reference = {name: all_tampered_f1(recs) for name, recs in tests.items()}
 
@@ -180,12 +202,14 @@ def main(argv=None) -> int:
                 run_dir = run_path(name, row_name, seed)
                 t0 = time.perf_counter()
                 summary = train_one(cfg, manifest, run_dir, args.reuse, device)
-                row = score(run_dir / "best.pt", tests[name], device)
+                rule = image_rule(run_dir / "best.pt", vals[name], device)
+                row = score(run_dir / "best.pt", tests[name], device, rule)
                 row.update({"seed": seed, "train_seconds": summary["train_seconds"], "epochs": summary["epochs_done"],
                             "stopped_by_time_budget": summary["stopped_by_time_budget"],
                             "best_val": summary["best_val"], "precision": precision_name(cfg, device)})
                 runs.setdefault(row_name, []).append(row)
                 print(f"[real_data] {name} {row_name} seed {seed}: F1 {row['pixel_f1']:.3f} AUC {row['pixel_auc']:.3f} "
+                      f"image AUC {row['image_auc'] or float('nan'):.3f} ({rule['rule']}) "
                       f"({time.perf_counter() - t0:.0f} s)", flush=True)
                 if row_name == "full":
                     full_models.setdefault(name, []).append(run_dir / "best.pt")
@@ -203,7 +227,7 @@ def main(argv=None) -> int:
                    "all_tampered_f1": reference[name],
                    "config": apply_overrides(get_config(args.preset), overrides_for(name)).to_dict(),
                    "overrides": overrides_for(name),
-                   "summary": {v: {k: _stats(rows, k) for k in ("pixel_f1", "pixel_auc", "pixel_f1_best_threshold")}
+                   "summary": {v: {k: _stats(rows, k) for k in SUMMARISED}
                                for v, rows in chosen.items()},
                    "runs": chosen}
             path = out / f"table{table}_real_{name}_{args.preset}.json"
@@ -215,10 +239,11 @@ def main(argv=None) -> int:
         for tested_on, records in tests.items():
             if tested_on == trained_on:
                 continue
-            rows = [score(c, records, device) for c in checkpoints]
+            rows = [score(c, records, device, image_rule(c, vals[trained_on], device) if trained_on in vals
+                          else {"rule": "max", "threshold": 0.5}) for c in checkpoints]
             cross.append({"trained_on": trained_on, "tested_on": tested_on, "data": rows[0]["data"],
                           "all_tampered_f1": reference[tested_on], "checkpoints": [str(c) for c in checkpoints],
-                          "pixel_f1": _stats(rows, "pixel_f1"), "pixel_auc": _stats(rows, "pixel_auc"), "runs": rows})
+                          **{k: _stats(rows, k) for k in SUMMARISED}, "runs": rows})
     if cross:
         path = out / f"cross_dataset_{args.preset}.json"
         path.write_text(json.dumps(json_safe({**common, "rows": cross}), indent=2) + "\n")

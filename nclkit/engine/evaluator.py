@@ -3,7 +3,8 @@
 Default protocol, written into every result's ``protocol`` entry and report header:
 pixel F1 at threshold 0.5 (``prob > 0.5``) and tie-aware AUC, computed per tampered image at its
 original resolution and averaged over tampered images; authentic images enter only the
-image-level metrics (score = max pixel probability). Global (dataset-level), best-threshold and
+image-level metrics (score = max pixel probability unless another rule of
+`metrics.IMAGE_SCORES`, chosen on validation, is given). Global (dataset-level), best-threshold and
 permuted metrics are opt-in and always carry their protocol in their key names.
 """
 from __future__ import annotations
@@ -55,7 +56,8 @@ def _resize_prob(prob: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
     return F.interpolate(t, size=hw, mode="bilinear", align_corners=False)[0, 0].clamp_(0, 1).numpy()
 
 
-def _protocol(attack: str | None, seed: int, extra_thresholds: Sequence[float], max_side: int | None) -> dict:
+def _protocol(attack: str | None, seed: int, extra_thresholds: Sequence[float], max_side: int | None,
+              image_rule: str, image_threshold: float) -> dict:
     return {
         "pixel_metrics": "per tampered image, then averaged over tampered images",
         "f1_threshold": 0.5,
@@ -66,8 +68,8 @@ def _protocol(attack: str | None, seed: int, extra_thresholds: Sequence[float], 
         "resolution": f"original image resolution (forward pass with longer side <= {max_side}, "
                       "probability map resized back bilinearly)",
         "authentic_images": "excluded from pixel metrics; image-level metrics only",
-        "image_level": "score = max pixel probability; image AUC (tie-aware), balanced accuracy and "
-                       "F1 of the tampered class at score > 0.5",
+        "image_level": f"score = {image_rule} of the pixel probabilities; image AUC (tie-aware), balanced "
+                       f"accuracy and F1 of the tampered class at score > {image_threshold:g}",
         "attack": attack,
         "attack_seed": seed if attack else None,
     }
@@ -85,6 +87,8 @@ def evaluate(
     progress: bool = True,
     seed: int = 0,
     max_side: int | None = None,
+    image_score: str = "max",
+    image_threshold: float = 0.5,
 ) -> dict[str, Any]:
     """Evaluate ``model`` on ``records`` (nclkit.data.Record) under the protocol above.
 
@@ -99,6 +103,9 @@ def evaluate(
         permuted: add ``pixel_f1_permuted`` (max of F1 with mask and inverted mask, mean).
         seed: attack seed; image i uses ``(seed, i)`` so results do not depend on batching.
         max_side: forward-pass size limit; None = ``model.cfg.eval_max_side``.
+        image_score, image_threshold: how a map becomes an image score (one of ``metrics.IMAGE_SCORES``)
+            and the score above which an image counts as tampered; `metrics.choose_image_score` picks
+            both on a validation split. Every rule's score is kept in ``per_image`` (``scores``).
     Returns:
         dict: ``pixel_f1``, ``pixel_auc``, ``n_images``, ``n_tampered``, ``n_authentic``,
         ``n_auc_undefined``, image-level metrics (None without both classes), opt-in metrics,
@@ -113,6 +120,8 @@ def evaluate(
     bad = [t for t in extra_thresholds if not 0.0 <= t <= 1.0]
     if bad:
         raise ValueError(f"thresholds {bad} outside [0, 1]")
+    if image_score not in M.IMAGE_SCORES:
+        raise ValueError(f"image_score={image_score!r}; expected one of {M.IMAGE_SCORES}")
     if max_side is None:
         max_side = getattr(getattr(model, "cfg", None), "eval_max_side", None)
 
@@ -123,7 +132,9 @@ def evaluate(
         attacked = image if attack is None else apply_attack(image, attack, seed=(seed, i))
         prob = predict_probability(model, attacked, device=device, max_side=max_side)
         prob = _resize_prob(prob, image.shape[:2])  # (H, W) at the mask's resolution
-        row: dict[str, Any] = {"id": rec.id, "label": 0 if mask is None else 1, "score": float(prob.max())}
+        scores = {rule: M.image_score(prob, rule) for rule in M.IMAGE_SCORES}
+        row: dict[str, Any] = {"id": rec.id, "label": 0 if mask is None else 1, "score": scores[image_score],
+                               "scores": scores}
         if mask is not None:
             row["f1"] = M.pixel_f1(prob, mask, 0.5)
             for t in extra_thresholds:
@@ -161,10 +172,12 @@ def evaluate(
             result["global_f1_best_threshold"], result["global_best_threshold"] = \
                 M.global_best_threshold_f1(kept_probs, kept_masks)
     both = n_authentic > 0 and len(tampered) > 0
-    image_level = M.image_level_metrics([r["score"] for r in per_image], [r["label"] for r in per_image]) \
+    image_level = M.image_level_metrics([r["score"] for r in per_image], [r["label"] for r in per_image],
+                                        image_threshold) \
         if both else dict.fromkeys(("image_auc", "image_balanced_accuracy", "image_f1"))
     result.update(image_level)
-    result["protocol"] = {"data": describe_data(records), **_protocol(attack, seed, extra_thresholds, max_side)}
+    result["protocol"] = {"data": describe_data(records), **_protocol(attack, seed, extra_thresholds, max_side,
+                                                                          image_score, image_threshold)}
     result["per_image"] = per_image
     return result
 
@@ -193,7 +206,7 @@ def write_report(result: dict[str, Any], json_path: str | os.PathLike) -> tuple[
     lines += [f"| {k} | {_fmt(v)} |" for k, v in scalars.items()]
     rows = result.get("per_image", [])
     if rows:
-        cols = list(dict.fromkeys(k for r in rows for k in r))
+        cols = list(dict.fromkeys(k for r in rows for k in r if k != "scores"))  # every rule's score: JSON only
         lines += ["", "## Per image", "", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
         lines += ["| " + " | ".join(_fmt(r.get(c)) if c not in ("id", "label") else str(r.get(c))
                                     for c in cols) + " |" for r in rows]

@@ -31,6 +31,7 @@ import numpy as np
 import torch
 
 __all__ = [
+    "IMAGE_SCORES", "image_score", "best_balanced_threshold", "choose_image_score",
     "pixel_f1",
     "pixel_auc",
     "best_threshold_f1",
@@ -259,6 +260,58 @@ def image_level_metrics(scores: Sequence[float], labels: Sequence[int],
         "image_balanced_accuracy": float(np.mean(recalls)),
         "image_f1": _f1_from_counts(tp, int(np.count_nonzero(pred)), int(np.count_nonzero(y))),
     }
+
+
+# How one probability map becomes one image score (is this photo tampered at all?). "max" is the
+# default (docs/evaluation.md); the others are steadier where a model fires a few pixels on every photo:
+# the mean of the top k % of pixels, the share of pixels above 0.5, the mean. Chosen on a validation
+# split with `choose_image_score`, never on test.
+IMAGE_SCORES = ("max", "top0.1%", "top1%", "top10%", "area@0.5", "mean")
+
+
+def image_score(prob: Any, rule: str = "max") -> float:
+    """One score in [0, 1] for a probability map (any shape) by one of IMAGE_SCORES."""
+    p = _to_numpy(prob).astype(np.float32, copy=False).ravel()
+    if p.size == 0:
+        raise ValueError("image_score of an empty map")
+    if rule == "max":
+        return float(p.max())
+    if rule == "mean":
+        return float(p.mean(dtype=np.float64))
+    if rule == "area@0.5":
+        return float(np.count_nonzero(p > 0.5) / p.size)
+    if rule.startswith("top") and rule.endswith("%") and rule in IMAGE_SCORES:
+        k = max(int(round(p.size * float(rule[3:-1]) / 100)), 1)
+        return float(np.partition(p, p.size - k)[p.size - k:].mean(dtype=np.float64))
+    raise ValueError(f"image score {rule!r}; expected one of {IMAGE_SCORES}")
+
+
+def best_balanced_threshold(scores: Sequence[float], labels: Sequence[int]) -> float:
+    """The threshold (score > t is tampered) with the highest balanced accuracy: midpoints between
+    neighbouring distinct scores, and below the lowest; ties go to the smallest threshold."""
+    s = np.asarray(scores, dtype=np.float64)
+    y = np.asarray(labels).astype(bool)
+    if not (y.any() and (~y).any()):
+        raise ValueError("a balanced-accuracy threshold needs tampered and authentic images")
+    u = np.unique(s)
+    candidates = np.concatenate([[u[0] - 1e-6], (u[:-1] + u[1:]) / 2]) if u.size > 1 else np.array([u[0] - 1e-6])
+    pred = s[None, :] > candidates[:, None]  # (T, N)
+    bacc = (pred[:, y].mean(1) + (~pred[:, ~y]).mean(1)) / 2
+    return float(candidates[int(np.argmax(bacc))])
+
+
+def choose_image_score(per_image: Sequence[dict]) -> dict[str, Any]:
+    """The image-score rule and threshold to use on test, chosen on validation rows (the evaluator's
+    ``per_image``, each with ``label`` and ``scores``): the rule with the highest image AUC (first in
+    IMAGE_SCORES on a tie), and its threshold of best balanced accuracy."""
+    labels = [r["label"] for r in per_image]
+    if len(set(labels)) < 2:
+        raise ValueError("choosing an image score needs tampered and authentic validation images")
+    aucs = {rule: pixel_auc(np.array([r["scores"][rule] for r in per_image]), np.array(labels, bool))
+            for rule in IMAGE_SCORES}
+    rule = max(IMAGE_SCORES, key=lambda k: (aucs[k], -IMAGE_SCORES.index(k)))
+    threshold = best_balanced_threshold([r["scores"][rule] for r in per_image], labels)
+    return {"rule": rule, "threshold": threshold, "val_image_auc": aucs[rule], "val_image_auc_by_rule": aucs}
 
 
 def nan_mean(values: Sequence[float]) -> float:

@@ -16,7 +16,7 @@ __all__ = ["RUN_FILES", "ensure_writable_dir", "prepare_run_dir", "last_checkpoi
 # The files that make a folder a run: finding any of them means earlier work would be lost.
 RUN_FILES = ("last.pt", "best.pt", "log.jsonl", "summary.json")
 # What a run also writes, removed with it by `overwrite`.
-_ALSO_REMOVED = ("config.json", "tensorboard")
+_ALSO_REMOVED = ("config.json", "tensorboard", "forged")
 
 
 def ensure_writable_dir(folder: str | os.PathLike, what: str = "--out") -> Path:

@@ -37,6 +37,7 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from ..data import ManifestDataset, read_manifest, scan_records
+from ..data.forge import forge_from_manifest
 from ..models import build_model
 from ..ncl import NCLCriterion
 from ..presets import Config
@@ -214,7 +215,7 @@ def train(
     world = dist_utils.setup(device)
     out_dir = prepare_run_dir(Path(out_dir), resume=resume, overwrite=overwrite, main_process=world.is_main)
     _seed_everything(cfg.seed + world.rank)
-    dataset, val_records = _training_data(cfg, manifest, world)
+    dataset, val_records = _training_data(cfg, manifest, world, out_dir)
     t = build_training(cfg, world.device, total_steps=_steps_per_epoch(cfg, len(dataset), world) * cfg.epochs)
     forward = dist_utils.wrap(t.loss, world, find_unused=cfg.variant != "full")
     if cfg.compile:
@@ -259,15 +260,17 @@ def _seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _training_data(cfg: Config, manifest, world: dist_utils.World) -> tuple[ManifestDataset, list]:
+def _training_data(cfg: Config, manifest, world: dist_utils.World, out_dir: Path) -> tuple[ManifestDataset, list]:
     """The training dataset and the validation records, every file checked before the model is built."""
     train_records = read_manifest(manifest, split="train")
+    forged = _forged_records(cfg, manifest, world, out_dir) if cfg.forged else []
     if not cfg.train_authentic:
         train_records = [r for r in train_records if r.label == 1]
         if not train_records:
             raise ValueError(f"{manifest}: train_authentic=False leaves no tampered image in 'train'")
     # Model selection reads pixel F1/AUC only, which authentic images do not enter: skip predicting them.
     val_records = [r for r in read_manifest(manifest) if r.split == "val" and r.label == 1]
+    train_records += forged
     scan_records(train_records)  # a bad file fails now, not when its batch comes
     scan_records(val_records, decode=True)  # validation would first decode them after a whole epoch
     if not val_records and world.is_main:
@@ -276,6 +279,18 @@ def _training_data(cfg: Config, manifest, world: dist_utils.World) -> tuple[Mani
     if len(dataset) < world.size:
         raise ValueError(f"{manifest}: {len(dataset)} training images cannot feed {world.size} processes")
     return dataset, val_records
+
+
+def _forged_records(cfg: Config, manifest, world: dist_utils.World, out_dir: Path) -> list:
+    """cfg.forged forgeries of the train split's own authentic photos, shaped by its own masks, made once
+    per run (seeded by cfg.seed) in out_dir/forged and reused on resume. Beyond the paper."""
+    if world.is_main:
+        t0 = time.perf_counter()
+        path = forge_from_manifest(manifest, out_dir / "forged", cfg.forged, seed=cfg.seed)
+        print(f"{cfg.forged} forgeries of the train split's own photos in {path.parent} "
+              f"({time.perf_counter() - t0:.1f} s)", flush=True)
+    dist_utils.barrier(world)
+    return read_manifest(out_dir / "forged" / "manifest.jsonl")
 
 
 def _per_process_batch(cfg: Config, n_images: int, world: dist_utils.World) -> int:
