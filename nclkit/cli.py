@@ -26,6 +26,7 @@ from .engine.attacks import parse_attack
 from .engine.checkpoint import load_model
 from .engine.devices import pick_device
 from .engine.evaluator import evaluate, write_report
+from .engine.metrics import IMAGE_SCORES, choose_image_score
 from .engine.outputs import ensure_writable_dir, json_safe, last_checkpoint_note
 from .engine.robustness import robustness_markdown, robustness_table
 from .engine.trainer import train
@@ -126,23 +127,45 @@ def cmd_eval(args) -> int:
     _check_report_path(args.out)
     if args.attack:
         parse_attack(args.attack)
+    if args.image_score == "val" and not args.data:
+        raise ValueError("--image-score val chooses on the val split of --data; with folders, name a rule")
     records = _eval_records(args)
     if args.limit:
         records = records[: args.limit]
     scan_records(records)  # every file's header, before the model is even loaded
     device = pick_device(args.device)
     model, _ = load_model(args.checkpoint, device=device)
+    rule, threshold, choice = args.image_score, args.image_threshold, None
+    if rule == "val":
+        choice = _image_score_on_val(model, args, device)
+        rule, threshold = choice["rule"], choice["threshold"]
+        print(f"image score chosen on {args.data} split val: {rule} > {threshold:.4g} (val image AUC "
+              f"{choice['val_image_auc']:.3f})")
     result = evaluate(model, records, device=device, attack=args.attack, global_metrics=args.all_protocols,
-                      best_threshold=args.all_protocols, permuted=args.all_protocols, progress=not args.no_progress)
+                      best_threshold=args.all_protocols, permuted=args.all_protocols, progress=not args.no_progress,
+                      image_score=rule, image_threshold=threshold)
+    if choice is not None:
+        result["image_score_choice"] = choice
     result["checkpoint"] = str(args.checkpoint)
     result["split"] = args.split if args.data else "all (folders)"
     write_report(result, args.out)
     if args.figure:
         save_prediction_figure(model, records, Path(args.out).with_suffix(".png"))
-    shown = {k: result[k] for k in ("pixel_f1", "pixel_auc", "n_images", "n_tampered", "n_authentic") if k in result}
+    shown = {k: result[k] for k in ("pixel_f1", "pixel_auc", "image_auc", "image_balanced_accuracy", "n_images",
+                                    "n_tampered", "n_authentic") if k in result}
     print(json.dumps(shown, indent=2))
     print(f"data: {result['protocol']['data']}")
     return 0
+
+
+def _image_score_on_val(model, args, device) -> dict:
+    """`--image-score val`: the rule and threshold that do best on the manifest's val split."""
+    val = read_manifest(args.data, split="val")
+    if len({r.label for r in val}) < 2:
+        raise ValueError(f"{args.data}: --image-score val needs tampered and authentic images in split 'val'")
+    scan_records(val)
+    res = evaluate(model, val, device=device, progress=not args.no_progress)
+    return choose_image_score(res["per_image"])
 
 
 def cmd_robustness(args) -> int:
@@ -224,6 +247,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--attack", help="robustness attack KIND:VALUE, e.g. jpeg:50, blur:3, noise:5, resize:0.78")
     p.add_argument("--all-protocols", action="store_true", help="also global, best-threshold and permuted F1")
     p.add_argument("--figure", action="store_true", help="also save a figure of sample predictions (.png)")
+    p.add_argument("--image-score", default="max", choices=(*IMAGE_SCORES, "val"),
+                   help="how a map becomes an image score for the image-level metrics (default max); val: the "
+                        "rule and threshold best on the manifest's val split (never on the split scored)")
+    p.add_argument("--image-threshold", type=_probability, default=0.5,
+                   help="an image counts as tampered when its score is above this (default 0.5)")
     p.add_argument("--limit", type=_positive_int, help="evaluate only the first N records")
     p.add_argument("--device")
     p.add_argument("--no-progress", action="store_true")

@@ -311,3 +311,25 @@ def test_a_worker_error_is_one_line(tmp_path, capsys):
     assert rc == 2
     line = one_line_error(capsys, "im5.png", "cannot decode")
     assert "Original Traceback" not in line and "DataLoader worker" not in line
+
+
+def test_eval_chooses_the_image_score_on_val(checkpoint, tiny_manifest, tmp_path, capsys):
+    from nclkit.engine.metrics import IMAGE_SCORES
+
+    out = tmp_path / "r.json"
+    assert main(["eval", "--checkpoint", str(checkpoint), "--data", str(tiny_manifest), "--out", str(out),
+                 "--image-score", "val", "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    report = json.loads(out.read_text())
+    choice = report["image_score_choice"]
+    assert choice["rule"] in IMAGE_SCORES and f"chosen on {tiny_manifest} split val: {choice['rule']}" in printed
+    assert f"score = {choice['rule']} of the pixel probabilities" in report["protocol"]["image_level"]
+    assert all(r["score"] == r["scores"][choice["rule"]] for r in report["per_image"])
+    assert main(["eval", "--checkpoint", str(checkpoint), "--data", str(tiny_manifest), "--out", str(out),
+                 "--image-score", "top1%", "--image-threshold", "0.2", "--no-progress"]) == 0
+    assert "top1% of the pixel probabilities" in json.loads(out.read_text())["protocol"]["image_level"]
+    folder = tmp_path / "imgs"
+    make_pair(folder, "x")
+    assert main(["eval", "--checkpoint", str(checkpoint), "--images", str(folder), "--masks", str(folder),
+                 "--out", str(out), "--image-score", "val"]) == 2
+    one_line_error(capsys, "--image-score val")

@@ -137,3 +137,15 @@ def test_all_tampered_reference_is_2p_over_1_plus_p(tiny_manifest):
     shares = [load_mask(r.mask).mean() for r in test]
     expected = sum(2 * p / (1 + p) for p in shares) / len(shares)
     assert all_tampered_f1(test) == pytest.approx(expected)
+
+
+def test_image_score_rule_and_threshold_are_used_and_stated(records):
+    res = evaluate(RedDetector(), records, progress=False, image_score="top10%", image_threshold=0.3)
+    for row in res["per_image"]:
+        assert set(row["scores"]) == set(M.IMAGE_SCORES) and row["score"] == row["scores"]["top10%"]
+    expected = M.image_level_metrics([r["scores"]["top10%"] for r in res["per_image"]],
+                                     [r["label"] for r in res["per_image"]], 0.3)
+    assert {k: res[k] for k in expected} == pytest.approx(expected)
+    assert "top10% of the pixel probabilities" in res["protocol"]["image_level"] and "> 0.3" in res["protocol"]["image_level"]
+    with pytest.raises(ValueError, match="image_score='median'"):
+        evaluate(RedDetector(), records, progress=False, image_score="median")

@@ -52,7 +52,8 @@ def test_a_real_shape_is_kept_rescaled():
     shape = np.zeros((100, 100), np.uint8)
     shape[20:60, 30:50] = 1  # a 40 x 20 bar
     for seed in range(10):
-        region = F.place_shape(np.random.default_rng(seed), shape, (96, 128))
+        region, canvas = F.place_shape(np.random.default_rng(seed), shape, (96, 128))
+        assert canvas is None
         ys, xs = np.nonzero(region)
         h, w = np.ptp(ys) + 1, np.ptp(xs) + 1
         assert region.sum() == h * w  # still a filled rectangle
@@ -167,3 +168,39 @@ def test_cli_synth_from_photos(tmp_path, photo_dir, capsys):
     (tmp_path / "empty").mkdir()
     assert main(["synth", "--from-photos", str(tmp_path / "empty"), "--out", str(tmp_path / "u")]) == 2
     one_line_error(capsys, "empty", "found 0 photos")
+
+
+def test_an_object_splice_pastes_the_forgers_own_object():
+    target = _photo(1)
+    shape = np.zeros((96, 128), np.uint8)
+    shape[30:60, 40:80] = 1
+    pixels = _photo(3)
+    pixels[30:60, 40:80] = (250, 10, 10)  # the pasted object: plain red
+    for seed in range(8):
+        out, mask, traces = F.forge_one(np.random.default_rng(seed), target, None, "splice", shape, pixels)
+        assert "object" in traces and np.array_equal(out[mask == 0], target[mask == 0])
+        core = cv2.erode(mask, np.ones((7, 7), np.uint8)).astype(bool)  # away from a feathered edge
+        assert core.any()
+        red = out[core].astype(int)
+        # the object's own pixels (maybe colour-matched, JPEG'd, blurred or noised, but from the object)
+        assert "colour_matched" in traces or (red[:, 0] - red[:, 1]).mean() > 150
+    with pytest.raises(ValueError, match="same height and width"):
+        F.forge_one(np.random.default_rng(0), target, None, "splice", shape, pixels[:50])
+
+
+def test_training_adds_the_forgeries_of_its_own_train_split(tiny_manifest, tiny_cfg, tmp_path):
+    from nclkit.engine import train
+
+    n_train = len(read_manifest(tiny_manifest, split="train"))
+    cfg = tiny_cfg.replace(forged=8, epochs=1)
+    summary = train(cfg, tiny_manifest, tmp_path, progress=False)
+    forged = read_manifest(tmp_path / "forged" / "manifest.jsonl")
+    assert len(forged) == 8 and all(r.split == "train" and r.label == 1 for r in forged)
+    assert summary["steps"] == (n_train + 8) // cfg.batch_size  # the epoch held the forgeries too
+    train_ids = {r.id for r in read_manifest(tiny_manifest, split="train")}
+    info = json.loads((tmp_path / "forged" / "forged.json").read_text())["forgeries"]
+    assert {v[k] for v in info.values() for k in ("target", "donor", "shape") if v[k]} <= train_ids
+    train(cfg, tiny_manifest, tmp_path, progress=False, overwrite=True)  # a new run makes them anew
+    assert len(read_manifest(tmp_path / "forged" / "manifest.jsonl")) == 8
+    with pytest.raises(ValueError, match="forged=-1"):
+        tiny_cfg.replace(forged=-1)

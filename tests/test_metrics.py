@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from nclkit.engine import metrics as M
 from nclkit.engine.metrics import (
     best_threshold_f1, global_auc, global_best_threshold_f1, global_f1, image_level_metrics,
     nan_mean, permuted_f1, pixel_auc, pixel_f1,
@@ -154,3 +155,63 @@ def test_public_import_path_is_nclkit_metrics():
         assert type(f1) is float and type(auc) is float
         assert f1 == pytest.approx(sklearn_metrics.f1_score(mask.ravel(), prob.ravel() > 0.5), abs=1e-12)
         assert auc == pytest.approx(sklearn_metrics.roc_auc_score(mask.ravel(), prob.ravel()), abs=1e-12)
+
+
+# --- image scores (one score per map) and their choice on validation ---
+
+def _slow_top_mean(p, percent):
+    """Mean of the ceil-free k = round(n * percent / 100) (at least 1) largest values, by full sorting."""
+    v = sorted(np.asarray(p, np.float64).ravel().tolist(), reverse=True)
+    k = max(int(round(len(v) * percent / 100)), 1)
+    return sum(v[:k]) / k
+
+
+def test_image_scores_against_plain_numpy():
+    rng = np.random.default_rng(4)
+    for shape in [(1, 1), (7, 9), (64, 48)]:
+        p = rng.random(shape).astype(np.float32)
+        assert M.image_score(p, "max") == pytest.approx(float(p.max()))
+        assert M.image_score(p, "mean") == pytest.approx(float(p.astype(np.float64).mean()))
+        assert M.image_score(p, "area@0.5") == pytest.approx(float((p > 0.5).mean()))
+        for rule, percent in (("top0.1%", 0.1), ("top1%", 1), ("top10%", 10)):
+            assert M.image_score(p, rule) == pytest.approx(_slow_top_mean(p, percent), rel=1e-6)
+    with pytest.raises(ValueError, match="image score 'top3%'"):
+        M.image_score(np.zeros((2, 2)), "top3%")
+
+
+def test_balanced_threshold_against_sklearn_by_brute_force():
+    from sklearn.metrics import balanced_accuracy_score
+
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        y = rng.integers(0, 2, 30)
+        y[:2] = (0, 1)
+        s = np.round(rng.random(30) * 0.5 + 0.3 * y, 2)  # ties on purpose
+        t = M.best_balanced_threshold(s, y)
+        best = max(balanced_accuracy_score(y, s > c) for c in np.concatenate([s, [s.min() - 1]]))
+        assert balanced_accuracy_score(y, s > t) == pytest.approx(best)
+    with pytest.raises(ValueError, match="tampered and authentic"):
+        M.best_balanced_threshold([0.1, 0.2], [1, 1])
+
+
+def test_choose_image_score_picks_the_best_auc_rule():
+    from sklearn.metrics import roc_auc_score
+
+    rng = np.random.default_rng(1)
+    rows = []
+    for i in range(40):
+        label = i % 2
+        p = rng.random((16, 16)) * 0.3
+        p[0, 0] = 0.99  # one hot pixel everywhere: "max" cannot tell the classes apart
+        if label:
+            p[4:10, 4:10] += 0.4  # a tampered photo has a wide warm region
+        rows.append({"label": label, "scores": {r: M.image_score(p, r) for r in M.IMAGE_SCORES}})
+    choice = M.choose_image_score(rows)
+    labels = [r["label"] for r in rows]
+    aucs = {r: roc_auc_score(labels, [row["scores"][r] for row in rows]) for r in M.IMAGE_SCORES}
+    assert aucs["max"] == pytest.approx(0.5)
+    assert choice["val_image_auc"] == pytest.approx(max(aucs.values()))
+    assert aucs[choice["rule"]] == pytest.approx(max(aucs.values())) and choice["rule"] != "max"
+    assert choice["val_image_auc_by_rule"] == pytest.approx(aucs)
+    with pytest.raises(ValueError, match="tampered and authentic"):
+        M.choose_image_score(rows[1::2])

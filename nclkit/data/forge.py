@@ -10,7 +10,8 @@ more forgeries without any photo from outside its training split (no pre-trainin
 - **removal**: a region filled from its surroundings (OpenCV's inpainting, Telea or Navier-Stokes).
 
 Region shapes come from real ground-truth masks when given (a CASIA mask, rescaled, flipped and moved
-elsewhere), else from object-like random shapes (`random_region`). Then the traces forgers leave and
+elsewhere), else from object-like random shapes (`random_region`). Given the real forgery a mask
+belongs to, a splice may also paste the very object its forger pasted (outline and content agree). Then the traces forgers leave and
 hide: hard or feathered edges, colour/brightness matched to the surroundings, a blurred or noisy paste,
 a pasted region JPEG'd before pasting, and the forger's final JPEG at a random quality, sometimes twice
 (double compression). The mask marks exactly the pixels that changed: before the final recompression,
@@ -55,19 +56,25 @@ def _bbox(region: np.ndarray) -> tuple[int, int, int, int]:
 
 
 def place_shape(rng: np.random.Generator, shape: np.ndarray | None, hw: tuple[int, int],
-                max_area: float = 0.45) -> np.ndarray:
+                max_area: float = 0.45, pixels: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
     """A (H, W) uint8 {0, 1} region for a forgery: `shape` (a real mask) rescaled by 0.6-1.5, maybe
     flipped, at a random place; or, without a shape, an object-like random one. Never empty, and
-    never above `max_area` of the image."""
+    never above `max_area` of the image.
+
+    `pixels` (the image the shape is the mask of) goes through the same crop, flips and rescaling, so
+    that the returned (H, W, 3) canvas holds the masked object where the region is (None without it)."""
     h, w = hw
     region = np.zeros((h, w), np.uint8)
+    canvas = None
     if shape is not None and shape.any():
         y0, y1, x0, x1 = _bbox(shape)
         piece = shape[y0:y1, x0:x1]
-        if rng.random() < 0.5:
-            piece = piece[:, ::-1]
-        if rng.random() < 0.25:
-            piece = piece[::-1]
+        obj = None if pixels is None else pixels[y0:y1, x0:x1]
+        flips = (rng.random() < 0.5, rng.random() < 0.25)
+        for flip, axis in zip(flips, (1, 0)):
+            if flip:
+                piece = np.flip(piece, axis)
+                obj = None if obj is None else np.flip(obj, axis)
         area = max(int(piece.sum()), 1)
         s = float(np.exp(rng.uniform(np.log(0.6), np.log(1.5))))
         s = min(s, np.sqrt(max_area * h * w / area), (h - 1) / piece.shape[0], (w - 1) / piece.shape[1])
@@ -75,13 +82,18 @@ def place_shape(rng: np.random.Generator, shape: np.ndarray | None, hw: tuple[in
         piece = cv2.resize(np.ascontiguousarray(piece), (pw, ph), interpolation=cv2.INTER_NEAREST)
         y, x = int(rng.integers(0, h - ph + 1)), int(rng.integers(0, w - pw + 1))
         region[y:y + ph, x:x + pw] = piece
+        if obj is not None:
+            canvas = np.zeros((h, w, 3), np.uint8)
+            interp = cv2.INTER_AREA if s < 1 else (cv2.INTER_LINEAR, cv2.INTER_CUBIC)[int(rng.integers(2))]
+            canvas[y:y + ph, x:x + pw] = cv2.resize(np.ascontiguousarray(obj), (pw, ph), interpolation=interp)
     if region.sum() < 16:  # no shape, or one that vanished when shrunk: an object-like random one
         side = min(h, w)
         blob = random_region(rng, side, (0.03, min(0.3, max_area)))
         y, x = int(rng.integers(0, h - side + 1)), int(rng.integers(0, w - side + 1))
         region[:] = 0
         region[y:y + side, x:x + side] = blob
-    return region
+        canvas = None
+    return region, canvas
 
 
 def _match_colour(rng: np.random.Generator, patch: np.ndarray, target: np.ndarray, region: np.ndarray) -> np.ndarray:
@@ -158,22 +170,32 @@ def _hide(rng: np.random.Generator, content: np.ndarray, traces: list[str]) -> n
 
 
 def forge_one(rng: np.random.Generator, target: np.ndarray, donor: np.ndarray | None, kind: str,
-              shape: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, list[str]]:
+              shape: np.ndarray | None = None, shape_pixels: np.ndarray | None = None
+              ) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """One forgery of `target` (uint8 (H, W, 3)) before any recompression.
 
     Args:
         donor: the photo a splice takes its region from (unused by copy-move and removal).
         kind: one of FORGE_KINDS.
         shape: a real mask (any size) to shape the region, or None for a random object-like shape.
+        shape_pixels: the image `shape` is the mask of (a real forgery): a splice then pastes that
+            image's masked object itself, rescaled with its mask, instead of a window of `donor`; the
+            object's outline and content agree, as in a forger's splice.
     Returns:
         (forged uint8 (H, W, 3), mask uint8 (H, W) in {0, 1}, the traces applied). Every pixel where
         the mask is 0 equals the target's.
     """
     if kind not in FORGE_KINDS:
         raise ValueError(f"kind={kind!r}; expected one of {FORGE_KINDS}")
-    region = place_shape(rng, shape, target.shape[:2], _REMOVAL_MAX_AREA if kind == "removal" else 0.45)
+    if shape_pixels is not None and (shape is None or shape_pixels.shape[:2] != shape.shape):
+        raise ValueError("shape_pixels must be the image of `shape`, of the same height and width")
+    region, obj = place_shape(rng, shape, target.shape[:2], _REMOVAL_MAX_AREA if kind == "removal" else 0.45,
+                              shape_pixels if kind == "splice" else None)
     traces: list[str] = []
-    if kind == "splice":
+    if kind == "splice" and obj is not None:
+        content = obj
+        traces.append("object")
+    elif kind == "splice":
         if donor is None:
             raise ValueError("a splice needs a donor photo")
         content = _spliced(rng, target, donor, region)
@@ -228,8 +250,9 @@ def forge(
     out_dir: str | os.PathLike,
     num: int,
     seed: int = 0,
-    shapes: Sequence[tuple[str, str]] | None = None,
+    shapes: Sequence[tuple[str, ...]] | None = None,
     mix: Sequence[float] = FORGE_MIX,
+    object_share: float = 0.5,
     max_side: int = 1024,
     split: str = "train",
     dataset: str = "forged",
@@ -242,7 +265,9 @@ def forge(
         out_dir: output folder (created). A folder made with the same arguments is reused unless `overwrite`.
         num: number of forgeries.
         seed: forgery i is a function of (seed, i) and the arguments.
-        shapes: (id, mask path) of real masks to shape regions with; None: random object-like shapes.
+        shapes: (id, mask path) of real masks to shape regions with, or (id, mask path, image path) of real
+            forgeries: a splice then pastes the forgery's own masked object `object_share` of the time
+            (else a window of a donor photo in that shape). None: random object-like shapes.
         mix: shares of splice, copy-move and removal.
         max_side: photos with a longer side are scaled down to it first (forging time grows with pixels).
         split, dataset: written into every record.
@@ -262,7 +287,7 @@ def forge(
     manifest, info_path = out / "manifest.jsonl", out / "forged.json"
     params = {"version": _VERSION, "num": num, "seed": seed, "mix": mix, "max_side": max_side, "split": split,
               "dataset": dataset, "photos": _fingerprint([f"{i}\t{p}" for i, p in photos]),
-              "shapes": _fingerprint([f"{i}\t{p}" for i, p in shapes])}
+              "shapes": _fingerprint(["\t".join(item) for item in shapes]), "object_share": object_share}
     if not overwrite and manifest.is_file() and info_path.is_file():
         if json.loads(info_path.read_text()).get("params") == params:
             return manifest
@@ -278,14 +303,19 @@ def forge(
         target = _load_photo(photos[t][1], max_side)
         donor = _load_photo(photos[d][1], max_side) if kind == "splice" else None
         shape = load_mask(shapes[s][1]) if s is not None else None
-        img, mask, traces = forge_one(rng, target, donor, kind, shape)
+        use_object = kind == "splice" and s is not None and len(shapes[s]) > 2 and rng.random() < object_share
+        pixels = load_image(shapes[s][2]) if use_object else None
+        if pixels is not None and pixels.shape[:2] != shape.shape:
+            raise DataError(f"{shapes[s][2]}: image {pixels.shape[:2]} and mask {shapes[s][1]} {shape.shape} differ in size")
+        img, mask, traces = forge_one(rng, target, donor, kind, shape, pixels)
         data, suffix = _encode_final(rng, img, traces)
         rid = f"{dataset}/{i:05d}"
         ipath, mpath = out / "images" / f"{i:05d}{suffix}", out / "masks" / f"{i:05d}.png"
         ipath.write_bytes(data)
         cv2.imwrite(str(mpath), mask * 255, [cv2.IMWRITE_PNG_COMPRESSION, 1])
         records.append(Record(image=str(ipath), mask=str(mpath), label=1, dataset=dataset, split=split, id=rid))
-        sources[rid] = {"kind": kind, "target": photos[t][0], "donor": photos[d][0] if donor is not None else None,
+        donor_id = shapes[s][0] if pixels is not None else photos[d][0] if donor is not None else None
+        sources[rid] = {"kind": kind, "target": photos[t][0], "donor": donor_id,
                         "shape": shapes[s][0] if s is not None else None, "traces": traces}
     info_path.write_text(json.dumps({"params": params, "forgeries": sources}, indent=1))
     return write_manifest(records, manifest)
@@ -294,13 +324,14 @@ def forge(
 def forge_from_manifest(manifest: str | os.PathLike, out_dir: str | os.PathLike, num: int, seed: int = 0,
                         split: str = "train", **kwargs) -> Path:
     """Forgeries made only from `split` of a manifest: its authentic photos are the targets and donors,
-    its tampered images' masks the shapes. No record of another split is read."""
+    its tampered images the shapes (and, for half of the splices, the objects their forgers pasted). No
+    record of another split is read."""
     records = read_manifest(manifest, split=split)
     photos = [(r.id, r.image) for r in records if r.label == 0]
     if len(photos) < 2:
         raise DataError(f"{manifest}: forging needs at least 2 authentic photos in split {split!r}, "
                         f"found {len(photos)}")
-    shapes = [(r.id, r.mask) for r in records if r.label == 1 and r.mask is not None]
+    shapes = [(r.id, r.mask, r.image) for r in records if r.label == 1 and r.mask is not None]
     return forge(photos, out_dir, num, seed=seed, shapes=shapes or None, split=split, **kwargs)
 
 
