@@ -3,6 +3,7 @@ import importlib.util
 import json
 import os
 import shutil
+import site
 import subprocess
 import sys
 import tomllib
@@ -90,6 +91,23 @@ def _build(source: Path, dist: Path) -> tuple[Path, Path]:
     return wheel, sdist
 
 
+def _venv_seeing_this_interpreters_packages(env: Path) -> Path:
+    """A new venv whose own site-packages come first, then the packages of the Python running these tests.
+
+    `system_site_packages=True` would give it the *base* interpreter's packages, which inside a virtual
+    environment (how most people install) lack everything installed into that environment. A .pth file
+    adds this interpreter's site directories instead, through `site.addsitedir`, so their own .pth files
+    count too. Returns the venv's python.
+    """
+    venv.create(env, system_site_packages=False, with_pip=True)
+    python = env / ("Scripts" if os.name == "nt" else "bin") / "python"
+    inner = subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                           check=True, capture_output=True, text=True).stdout.strip()
+    outer = [p for p in [*site.getsitepackages(), site.getusersitepackages()] if Path(p).is_dir()]
+    (Path(inner) / "outer_interpreter.pth").write_text("".join(f"import site; site.addsitedir({p!r})\n" for p in outer))
+    return python
+
+
 @pytest.mark.slow
 def test_wheel_and_sdist_install_and_run_notebook_00(tmp_path):
     source = tmp_path / "source"  # a copy, so that the build leaves nothing in the repository
@@ -110,8 +128,7 @@ def test_wheel_and_sdist_install_and_run_notebook_00(tmp_path):
     assert "Project-URL: Repository, https://github.com/nclkit/nclkit" in meta
 
     env = tmp_path / "venv"  # the dependencies (torch ...) come from this interpreter's site-packages
-    venv.create(env, system_site_packages=True, with_pip=True)
-    python = env / ("Scripts" if os.name == "nt" else "bin") / "python"
+    python = _venv_seeing_this_interpreters_packages(env)
     subprocess.run([python, "-m", "pip", "install", "-q", "--no-deps", "--no-index", str(wheel)], check=True)
 
     # Notebook 00's code, run by the venv's Python in a folder outside the repository.

@@ -40,3 +40,18 @@ def test_bf16_needs_kernels_that_use_it(monkeypatch, capability, onednn_cap, nat
         monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", onednn_cap)
     assert devices.cpu_has_native_bf16() is native
     assert autocast_dtype(get_config("quick", amp="auto"), torch.device("cpu")) == (torch.bfloat16 if native else None)
+
+
+@pytest.mark.parametrize("capability, expected", [((7, 5), torch.float16), ((8, 0), torch.bfloat16), ((9, 0), torch.bfloat16)])
+def test_gpu_precision_follows_the_compute_capability(capability, expected, monkeypatch):
+    from nclkit.engine.devices import cuda_has_native_bf16, inference_dtype
+
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)  # what a T4 says (emulation)
+    gpu = torch.device("cuda")
+    assert cuda_has_native_bf16(gpu) == (expected == torch.bfloat16)
+    assert autocast_dtype(get_config("paper", amp="auto"), gpu) == expected  # training
+    assert inference_dtype(gpu) == expected  # prediction
+    assert autocast_dtype(get_config("paper", amp="bf16"), gpu) == torch.bfloat16  # asked for: always
+    assert autocast_dtype(get_config("paper", amp="fp32"), gpu) is None
+    assert inference_dtype("cpu") is None

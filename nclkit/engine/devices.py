@@ -13,7 +13,8 @@ import torch
 
 from ..presets import Config
 
-__all__ = ["pick_device", "device_name", "cpu_has_native_bf16", "autocast_dtype", "precision_name"]
+__all__ = ["pick_device", "device_name", "cpu_has_native_bf16", "cuda_has_native_bf16", "autocast_dtype",
+           "inference_dtype", "precision_name"]
 
 
 def pick_device(device: str | torch.device | None = None) -> torch.device:
@@ -88,10 +89,28 @@ def cpu_has_native_bf16() -> bool:
     return any(bool(getattr(torch.cpu, name, lambda: False)()) for name in probes)
 
 
+def cuda_has_native_bf16(device: str | torch.device | None = None) -> bool:
+    """True on GPUs of compute capability 8.0 or newer (Ampere on), which compute bf16 in hardware.
+
+    `torch.cuda.is_bf16_supported()` also answers True on older GPUs (a Colab T4 is sm_75), where bf16
+    is emulated and slower than fp16 with a gradient scaler; the capability decides here.
+    """
+    return tuple(torch.cuda.get_device_capability(device)) >= (8, 0)
+
+
+def inference_dtype(device: str | torch.device) -> torch.dtype | None:
+    """The autocast dtype of a forward pass without gradients: bf16 on a GPU that has it, fp16 on an
+    older GPU, None (fp32) on a CPU or another device."""
+    device = torch.device(device)
+    if device.type != "cuda":
+        return None
+    return torch.bfloat16 if cuda_has_native_bf16(device) else torch.float16
+
+
 def autocast_dtype(cfg: Config, device: torch.device) -> torch.dtype | None:
     """The autocast dtype of a training step; None means fp32.
 
-    CUDA: bf16 where the GPU has it, fp16 (with a scaler) otherwise. CPU: bf16 for `amp="bf16"`, or
+    CUDA: bf16 where the GPU has it in hardware (compute capability >= 8.0), fp16 (with a scaler) otherwise. CPU: bf16 for `amp="bf16"`, or
     for `amp="auto"` where the CPU has native bf16; never fp16 (few CPUs compute it natively).
     """
     if cfg.amp == "fp32":
@@ -101,7 +120,7 @@ def autocast_dtype(cfg: Config, device: torch.device) -> torch.dtype | None:
         return torch.bfloat16 if cfg.amp == "bf16" or native else None
     if device.type != "cuda":
         return None
-    if cfg.amp == "bf16" or (cfg.amp == "auto" and torch.cuda.is_bf16_supported()):
+    if cfg.amp == "bf16" or (cfg.amp == "auto" and cuda_has_native_bf16(device)):
         return torch.bfloat16
     return torch.float16
 

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..data.transforms import to_tensor_image
+from .devices import inference_dtype
 
 __all__ = ["PAD_MULTIPLE", "predict_probability"]
 
@@ -75,7 +76,8 @@ def predict_probability(
     was_training = model.training
     model.eval()
     try:
-        with torch.inference_mode(), torch.autocast("cuda", torch.bfloat16, enabled=dev.type == "cuda"):
+        dtype = inference_dtype(dev)  # bf16 on GPUs that have it, fp16 on older ones, fp32 on a CPU
+        with torch.inference_mode(), torch.autocast("cuda", dtype or torch.float16, enabled=dtype is not None):
             out = model(x)
             logits = out.logits if hasattr(out, "logits") else out
             prob = torch.sigmoid(logits.float())[:, :, :wh, :ww]  # (1, 1, wh, ww)
