@@ -37,9 +37,8 @@ from nclkit.engine.evaluator import all_tampered_f1
 from nclkit.engine.metrics import choose_image_score, image_level_metrics
 from nclkit.engine.outputs import json_safe
 from nclkit.presets import ABLATION_TABLES, ABLATIONS, PRESETS, VARIANTS, apply_overrides, get_config
-KEEP = ("pixel_f1", "pixel_auc", "pixel_f1_best_threshold", "image_auc", "image_balanced_accuracy", "n_tampered",
-        "n_authentic")
 SUMMARISED = ("pixel_f1", "pixel_auc", "pixel_f1_best_threshold", "image_auc", "image_balanced_accuracy")
+KEEP = (*SUMMARISED, "n_tampered", "n_authentic")
 _IMAGE_RULES: dict[Path, dict] = {}
 
 

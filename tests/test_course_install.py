@@ -76,6 +76,9 @@ def test_install_cell_on_colab_with_nclkit_present_installs_nothing(links, monke
 def test_extras_fit_colab_and_a_local_lab():
     extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
     assert "ipywidgets>=7.7" in extras["notebooks"], "Colab renders ipywidgets 7.7: do not require 8"
+    assert not any(r.startswith("ipykernel") for r in extras["notebooks"]), \
+        "Colab installs this extra and pins its own kernel: upgrading it breaks the runtime"
+    assert any(r.startswith("ipykernel") for r in extras["test"]), "nbval runs the notebooks through a kernel"
     assert any(r.startswith("jupyterlab") for r in extras["lab"])
     assert not any(r.startswith("jupyterlab") for r in extras["notebooks"] + extras["test"]), \
         "CI installs test+notebooks; JupyterLab is only for opening the course"

@@ -70,10 +70,3 @@ def test_ci_runs_the_readme_test_command():
     ci = (ROOT / ".ci" / "run").read_text()
     assert "bash scripts/test.sh" in readme and "bash scripts/test.sh" in ci
 
-
-def test_the_notebooks_extra_leaves_colabs_kernel_alone():
-    import tomllib
-
-    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
-    assert "ipykernel" not in _requirement_names(extras["notebooks"])  # Colab's pinned kernel must stay
-    assert "ipykernel" in _requirement_names(extras["test"])  # nbval runs the notebooks through one

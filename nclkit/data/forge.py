@@ -1,9 +1,9 @@
 """Forgeries made from real photos: more training forgeries from the authentic photos at hand.
 
-Beyond the paper: NCL is trained on a benchmark's own forgeries only. When those are few (CASIA v1's
-grouped train split holds 643), a small network memorises them within a few epochs. This module
-forges the *training split's own* authentic photos the way real forgers do, so that a model sees many
-more forgeries without any photo from outside its training split (no pre-training, no other data set):
+Beyond the paper: NCL is trained on a benchmark's own forgeries only, and those can be few (CASIA v1's
+grouped train split holds 643). This module forges the *training split's own* authentic photos the way
+real forgers do, so that a model sees many more forgeries without any photo from outside its training
+split (no pre-training, no other data set):
 
 - **splice**: a region of another photo, rescaled (a resampling trace), pasted into the target;
 - **copy-move**: a region of the same photo moved elsewhere in it, maybe rotated and rescaled;
@@ -11,11 +11,12 @@ more forgeries without any photo from outside its training split (no pre-trainin
 
 Region shapes come from real ground-truth masks when given (a CASIA mask, rescaled, flipped and moved
 elsewhere), else from object-like random shapes (`random_region`). Given the real forgery a mask
-belongs to, a splice may also paste the very object its forger pasted (outline and content agree). Then the traces forgers leave and
-hide: hard or feathered edges, colour/brightness matched to the surroundings, a blurred or noisy paste,
-a pasted region JPEG'd before pasting, and the forger's final JPEG at a random quality, sometimes twice
-(double compression). The mask marks exactly the pixels that changed: before the final recompression,
-every pixel outside it equals the target photo's (feathering stays inside the region).
+belongs to, a splice may also paste the very object its forger pasted (outline and content agree).
+Then the traces forgers leave and hide: hard or feathered edges, colour/brightness matched to the
+surroundings, a blurred or noisy paste, a pasted region JPEG'd before pasting, and the forger's final
+JPEG at a random quality, sometimes twice (double compression). The mask marks exactly the pixels that
+changed: before the final recompression, every pixel outside it equals the target photo's (feathering
+stays inside the region).
 
 Everything is a function of (seed, index): the same photos and arguments give the same files.
 
@@ -301,12 +302,14 @@ def forge(
         d = (t + 1 + int(rng.integers(len(photos) - 1))) % len(photos)  # any photo but the target
         s = int(rng.integers(len(shapes))) if shapes else None
         target = _load_photo(photos[t][1], max_side)
+        # read for every splice: an object splice whose shape vanishes when shrunk falls back to a window of it
         donor = _load_photo(photos[d][1], max_side) if kind == "splice" else None
         shape = load_mask(shapes[s][1]) if s is not None else None
         use_object = kind == "splice" and s is not None and len(shapes[s]) > 2 and rng.random() < object_share
         pixels = load_image(shapes[s][2]) if use_object else None
         if pixels is not None and pixels.shape[:2] != shape.shape:
-            raise DataError(f"{shapes[s][2]}: image {pixels.shape[:2]} and mask {shapes[s][1]} {shape.shape} differ in size")
+            raise DataError(f"{shapes[s][2]}: image {pixels.shape[:2]} and mask {shapes[s][1]} {shape.shape} "
+                            "differ in size")
         img, mask, traces = forge_one(rng, target, donor, kind, shape, pixels)
         data, suffix = _encode_final(rng, img, traces)
         rid = f"{dataset}/{i:05d}"

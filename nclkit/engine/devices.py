@@ -110,8 +110,9 @@ def inference_dtype(device: str | torch.device) -> torch.dtype | None:
 def autocast_dtype(cfg: Config, device: torch.device) -> torch.dtype | None:
     """The autocast dtype of a training step; None means fp32.
 
-    CUDA: bf16 where the GPU has it in hardware (compute capability >= 8.0), fp16 (with a scaler) otherwise. CPU: bf16 for `amp="bf16"`, or
-    for `amp="auto"` where the CPU has native bf16; never fp16 (few CPUs compute it natively).
+    CUDA: bf16 where the GPU has it in hardware (compute capability >= 8.0), fp16 (with a scaler)
+    otherwise. CPU: bf16 for `amp="bf16"`, or for `amp="auto"` where the CPU has native bf16; never fp16
+    (few CPUs compute it natively).
     """
     if cfg.amp == "fp32":
         return None

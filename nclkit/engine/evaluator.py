@@ -132,7 +132,7 @@ def evaluate(
         attacked = image if attack is None else apply_attack(image, attack, seed=(seed, i))
         prob = predict_probability(model, attacked, device=device, max_side=max_side)
         prob = _resize_prob(prob, image.shape[:2])  # (H, W) at the mask's resolution
-        scores = {rule: M.image_score(prob, rule) for rule in M.IMAGE_SCORES}
+        scores = M.image_scores(prob)
         row: dict[str, Any] = {"id": rec.id, "label": 0 if mask is None else 1, "score": scores[image_score],
                                "scores": scores}
         if mask is not None:
