@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import textwrap
 import tomllib
 from pathlib import Path
 
@@ -36,20 +37,56 @@ def colab_url(repo: str, ref: str, notebook: str) -> str:
     return f"https://colab.research.google.com/github/{repo[len(prefix):]}/blob/{ref}/notebooks/{notebook}"
 
 
-def install_cell(repo: str, ref: str) -> str:
-    """The first cell of every notebook. Plain Python (no `!pip`), so a failure raises here, not a cell later."""
-    wheel = f"nclkit-{ref.lstrip('v')}-py3-none-any.whl"
+def needs(notebook: str) -> str:
+    """One line: what a notebook trains on a GPU and what it takes from notebook 05, with T4 estimates."""
+    from nclkit.course import USES_MAIN_MODEL, course_gpu_minutes
+
+    number, minutes = notebook[:2], course_gpu_minutes("T4")
+    main = f"notebook 05's model (reused from the cache on Drive, else trained again: ~{minutes['05']:.0f} min on a T4)"
+    if number == "05":
+        return f"trains the course's main model (~{minutes['05']:.0f} min on a T4; an estimate)."
+    if number in minutes:
+        return f"trains its own runs (~{minutes[number]:.0f} min on a T4; an estimate) and uses {main}."
+    if number in USES_MAIN_MODEL:
+        return f"uses {main}."
+    return "trains nothing on a GPU."
+
+
+def install_cell(repo: str, ref: str, notebook: str = "") -> str:
+    """The first cell of every notebook: Drive (optional), then nclkit from the first of three sources.
+
+    nclkit already importable: nothing to install. Else a wheel of this release in the working folder
+    or on Drive; else the repository at the release tag. pip's own error tail is shown when it fails.
+    Plain Python (no `!pip`), so a failure raises here, not a cell later.
+    """
+    version = ref.lstrip("v")
+    wheel = f"nclkit-{version}-py3-none-any.whl"
     return f'''\
-# On Colab: install nclkit {ref} unless it is there, and check that it imports. Anywhere else this
-# cell does nothing (install nclkit first: see the README).
+# On Colab: keep the course cache on Google Drive if you tick USE_DRIVE (a Colab notebook is a runtime
+# of its own; with Drive, what one notebook trained is reused by the next), then install nclkit {ref}
+# unless it is there. Anywhere else this cell does nothing (install nclkit first: see the README).
+{textwrap.fill('This notebook ' + needs(notebook), 100, initial_indent='# ', subsequent_indent='# ')}
+USE_DRIVE = False  #@param {{type:"boolean"}}
 import sys
 
 if "google.colab" in sys.modules:
+    import glob
     import importlib.util
+    import pathlib
     import subprocess
 
+    if USE_DRIVE:
+        from google.colab import drive
+        drive.mount("/content/drive")  # nclkit then caches in MyDrive/nclkit_cache by itself
     if importlib.util.find_spec("nclkit") is None:
-        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "nclkit[notebooks] @ git+{repo}@{ref}"])
+        # a wheel of this release here or on Drive (for a copy of your own), else the repository at its tag
+        wheels = sorted(glob.glob("{wheel}") + glob.glob("/content/drive/MyDrive/{wheel}"))
+        source = pathlib.Path(wheels[0]).resolve().as_uri() if wheels else "git+{repo}@{ref}"
+        print("installing nclkit from", source, "...")
+        pip = subprocess.run([sys.executable, "-m", "pip", "install", "-q", f"nclkit[notebooks] @ {{source}}"],
+                             capture_output=True, text=True)
+        if pip.returncode != 0:
+            print("pip failed:\\n" + (pip.stdout + pip.stderr)[-3000:])
         importlib.invalidate_caches()  # let this running kernel see what pip just added
     try:
         import nclkit
@@ -57,16 +94,23 @@ if "google.colab" in sys.modules:
         raise RuntimeError(
             "nclkit did not install from {repo} ({ref}). Instead, either\\n"
             "  1. on your computer, in a clone of the repository: pip install build && python -m build\\n"
-            "     (makes dist/{wheel}); upload that file here (Files pane) and run\\n"
-            "     !pip install './{wheel}[notebooks]'\\n"
+            "     (makes dist/{wheel}); upload that file here (Files pane) or to MyDrive, and run this cell again\\n"
             "  2. or here: !git clone --branch {ref} {repo} && pip install -e './nclkit[notebooks]'\\n"
             "then restart the runtime (Runtime > Restart session) and run this notebook again."
         ) from None
     print("nclkit", nclkit.__version__, "from", nclkit.__file__)
-    # Optional: keep the course cache (data, checkpoints) across runtime resets on Google Drive.
-    # nclkit uses MyDrive/nclkit_cache by itself once Drive is mounted; it never mounts it for you:
-    # from google.colab import drive; drive.mount("/content/drive")
 '''
+
+
+def drive_lines() -> list[str]:
+    """README lines: the course's estimated GPU minutes on a T4 with the cache on Google Drive and without."""
+    from nclkit.course import USES_MAIN_MODEL, course_gpu_minutes
+
+    with_drive, without = course_gpu_minutes("T4"), course_gpu_minutes("T4", drive=False)
+    return [f"On Colab each notebook is a runtime of its own. With the course cache on Google Drive the course's GPU",
+            f"trainings take ~{with_drive['total']:.0f} min on a T4 (an estimate); without Drive, notebooks "
+            f"{USES_MAIN_MODEL[0]}-{USES_MAIN_MODEL[-1]} train notebook 05's model again,",
+            f"~{without['total']:.0f} min in all."]
 
 
 def readme_block(repo: str, ref: str, notebooks: list[str]) -> str:
@@ -79,11 +123,14 @@ def readme_block(repo: str, ref: str, notebooks: list[str]) -> str:
         "|---|---|",
         *rows,
         "",
-        f"On Colab the first cell of each notebook installs nclkit {ref} from {repo} and stops with",
-        "instructions if that fails:",
+        *drive_lines(),
+        "",
+        f"On Colab the first cell of each notebook mounts Google Drive if you tick `USE_DRIVE`, installs nclkit",
+        f"{ref} (a wheel of it in the working folder or on Drive, else {repo} at that tag) and stops with",
+        "pip's error and instructions if that fails (here notebook 05's):",
         "",
         "```python",
-        install_cell(repo, ref).rstrip("\n"),
+        install_cell(repo, ref, "05").rstrip("\n"),
         "```",
         README_END,
     ])
@@ -111,8 +158,8 @@ def sync(root: Path = ROOT, write: bool = False) -> list[str]:
         stale.append("README.md")
         if write:
             readme_path.write_text(fixed)
-    cell = install_cell(repo, ref).rstrip("\n")
     for name in names:
+        cell = install_cell(repo, ref, name).rstrip("\n")
         path = root / "notebooks" / name
         nb = nbformat.read(path, as_version=4)
         metadata = {key: nb.metadata.get(key) for key in COLAB_METADATA}

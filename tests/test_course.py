@@ -4,6 +4,7 @@ import types
 from pathlib import Path
 
 import pytest
+import torch
 
 from nclkit import course
 
@@ -120,6 +121,30 @@ def test_casia1_is_fetched_on_colab_only(no_real_data, monkeypatch):
     (course.cache_dir() / "CASIA1" / "Sp").mkdir(parents=True)
     (course.cache_dir() / "CASIA1" / "CASIA 1.0 groundtruth").mkdir()
     assert course.casia1_root(fetch_on_colab=True) == course.cache_dir() / "CASIA1" and len(calls) == 1
+
+
+def test_a_failed_casia1_fetch_falls_back_to_the_synthetic_set(no_real_data, monkeypatch, capsys):
+    from nclkit.data import fetch as fetch_module
+    from nclkit.data.errors import DataError
+
+    def offline(name, out):
+        raise DataError("https://example.invalid: no network")
+
+    monkeypatch.setattr(fetch_module, "fetch", offline)
+    monkeypatch.setattr(course, "in_colab", lambda: True)
+    monkeypatch.setattr(course, "synthetic_manifest", lambda: Path("synthetic/manifest.jsonl"))
+    quick = course.Profile(torch.device("cpu"), "cpu", True, "quick")
+    manifest, preset, what = course.course_data(quick)
+    assert (manifest, preset) == (Path("synthetic/manifest.jsonl"), "quick") and "synthetic" in what
+    out = capsys.readouterr().out
+    assert "could not fetch CASIA v1.0" in out and "no network" in out
+
+
+def test_without_drive_colab_retrains_the_main_model_in_each_notebook_that_uses_it():
+    with_drive, without = course.course_gpu_minutes("T4"), course.course_gpu_minutes("T4", drive=False)
+    for notebook in ("06", "07", "08", "09"):
+        assert without[notebook] == pytest.approx(with_drive.get(notebook, 0.0) + with_drive["05"])
+    assert without["total"] == pytest.approx(with_drive["total"] + 4 * with_drive["05"])
 
 
 def test_exercise_checker_never_raises(capsys):

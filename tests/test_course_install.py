@@ -39,9 +39,67 @@ def test_readme_and_notebooks_agree_with_pyproject(links):
         assert nb["metadata"]["accelerator"] == "GPU" and "colab" in nb["metadata"]
 
 
-def _run_install_cell(links, namespace=None):
-    code = links.install_cell(*links.project_links(ROOT / "pyproject.toml"))
+def _run_install_cell(links, namespace=None, drive=False):
+    code = links.install_cell(*links.project_links(ROOT / "pyproject.toml"), "06_evaluation_and_robustness.ipynb")
+    if drive:
+        code = code.replace("USE_DRIVE = False", "USE_DRIVE = True", 1)
     exec(compile(code, "cell 0", "exec"), namespace if namespace is not None else {})
+
+
+def _fake_colab(monkeypatch, tmp_path, returncode=0):
+    """A Colab runtime without nclkit: pip calls recorded (answering `returncode`), cwd an empty folder."""
+    monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
+    monkeypatch.setitem(sys.modules, "nclkit", None)  # `import nclkit` raises, as after a failed pip
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None)
+    monkeypatch.chdir(tmp_path)
+    calls = []
+
+    def run(cmd, **kwargs):
+        calls.append(cmd)
+        return subprocess.CompletedProcess(cmd, returncode, "", "ERROR: no matching distribution for nclkit")
+    monkeypatch.setattr(subprocess, "run", run)
+    return calls
+
+
+def test_install_cell_installs_a_wheel_in_the_working_folder_first(links, monkeypatch, tmp_path):
+    calls = _fake_colab(monkeypatch, tmp_path)
+    _, ref = links.project_links(ROOT / "pyproject.toml")
+    wheel = tmp_path / f"nclkit-{ref[1:]}-py3-none-any.whl"
+    wheel.write_bytes(b"")
+    with pytest.raises(RuntimeError):
+        _run_install_cell(links)
+    assert calls[0][-1] == f"nclkit[notebooks] @ {wheel.resolve().as_uri()}"
+
+
+def test_install_cell_shows_pips_error(links, monkeypatch, tmp_path, capsys):
+    _fake_colab(monkeypatch, tmp_path, returncode=1)
+    with pytest.raises(RuntimeError):
+        _run_install_cell(links)
+    out = capsys.readouterr().out
+    assert "pip failed" in out and "no matching distribution" in out
+
+
+def test_install_cell_mounts_drive_only_when_asked(links, monkeypatch, tmp_path):
+    _fake_colab(monkeypatch, tmp_path)
+    mounted = []
+    drive = types.ModuleType("google.colab.drive")
+    drive.mount = mounted.append
+    monkeypatch.setattr(sys.modules["google.colab"], "drive", drive, raising=False)
+    monkeypatch.setitem(sys.modules, "google.colab.drive", drive)
+    for ask in (False, True):
+        with pytest.raises(RuntimeError):
+            _run_install_cell(links, drive=ask)
+    assert mounted == ["/content/drive"]
+
+
+def test_each_notebook_says_what_it_trains_and_reuses(links):
+    repo, ref = links.project_links(ROOT / "pyproject.toml")
+    for name in links.notebooks(ROOT):
+        cell = links.install_cell(repo, ref, name)
+        said = " ".join(line.lstrip("# ") for line in cell.splitlines() if line.startswith("# "))
+        assert "This notebook" in said
+        if name[:2] in ("06", "07", "08", "09"):
+            assert "notebook 05's model" in said and "trained again" in said, name
 
 
 def test_install_cell_does_nothing_outside_colab(links, monkeypatch):
@@ -52,17 +110,14 @@ def test_install_cell_does_nothing_outside_colab(links, monkeypatch):
     assert calls == []
 
 
-def test_install_cell_on_colab_stops_with_what_to_do(links, monkeypatch):
-    monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
-    monkeypatch.setitem(sys.modules, "nclkit", None)  # as if pip had failed: `import nclkit` raises
-    calls = []
-    monkeypatch.setattr(subprocess, "run", lambda cmd, **k: calls.append(cmd))
+def test_install_cell_on_colab_stops_with_what_to_do(links, monkeypatch, tmp_path):
+    calls = _fake_colab(monkeypatch, tmp_path)
     with pytest.raises(RuntimeError) as err:
         _run_install_cell(links)
     repo, ref = links.project_links(ROOT / "pyproject.toml")
     assert calls and calls[0][-1] == f"nclkit[notebooks] @ git+{repo}@{ref}"
     message = str(err.value)
-    assert "python -m build" in message and ".whl[notebooks]" in message and f"git clone --branch {ref}" in message
+    assert "python -m build" in message and ".whl); upload" in message and f"git clone --branch {ref}" in message
 
 
 def test_install_cell_on_colab_with_nclkit_present_installs_nothing(links, monkeypatch, capsys):
