@@ -2,6 +2,8 @@
 import datetime
 import io
 import math
+import sys
+import types
 
 import numpy as np
 import pytest
@@ -139,6 +141,23 @@ def test_widgets_construct_without_frontend():
     assert len(results.children) == 1 and "bad.png" in status.value
     with pytest.raises(ValueError):
         threshold_explorer(image, prob[:8])
+
+
+def test_upload_uses_colabs_dialog_on_colab(monkeypatch):
+    pytest.importorskip("ipywidgets")
+    from nclkit.viz import upload_and_predict
+
+    png = io.BytesIO()
+    Image.fromarray(random_image(16, 16)).save(png, format="PNG")
+    colab, files = types.ModuleType("google.colab"), types.ModuleType("google.colab.files")
+    files.upload = lambda: {"big.png": png.getvalue(), "bad.jpg": b"abc"}
+    colab.files = files
+    monkeypatch.setitem(sys.modules, "google.colab", colab)
+    monkeypatch.setitem(sys.modules, "google.colab.files", files)
+    note, status, results = upload_and_predict(TinyModel()).children
+    assert note.__class__.__name__ != "FileUpload"  # Colab's FileUpload drops files of 1 MB or more
+    assert len(results.children) == 1 and "big.png" in results.children[0].children[0].value
+    assert "1 predicted" in status.value and "bad.jpg" in status.value
 
 
 def test_figure_slider_redraws_without_frontend():

@@ -8,6 +8,7 @@ displays them.
 from __future__ import annotations
 
 import io
+import sys
 from typing import Any
 
 import numpy as np
@@ -89,37 +90,52 @@ def _uploaded_files(value: Any) -> list[tuple[str, bytes]]:
     return out
 
 
+def _predicted_boxes(widgets: Any, model: Any, files: list[tuple[str, bytes]], threshold: float,
+                     width: int) -> tuple[list[Any], list[str]]:
+    """One box (probability map, overlay) per decodable file, and one message per file that is not."""
+    boxes, errors = [], []
+    for name, data in files:
+        try:
+            image = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+        except Exception as err:  # noqa: BLE001 - any undecodable upload is reported, others go on
+            errors.append(f"{name}: cannot decode image ({type(err).__name__})")
+            continue
+        prob = predict_probability(model, image)
+        boxes.append(widgets.VBox([
+            widgets.HTML(f"<b>{name}</b>: max probability {prob.max():.2f}"),
+            widgets.HBox([widgets.Image(value=png_bytes(prob), format="png", width=width),
+                          widgets.Image(value=png_bytes(overlay(image, prob > threshold)), format="png", width=width)]),
+        ]))
+    return boxes, errors
+
+
 def upload_and_predict(model: Any, threshold: float = 0.5, width: int = 320) -> Any:
-    """A FileUpload button; each uploaded image is predicted and shown with its overlay.
+    """Upload images; each is predicted and shown with its overlay.
+
+    In Jupyter: a FileUpload button. On Colab, whose FileUpload widget does not deliver files of 1 MB
+    or more, Colab's own upload dialog instead (`google.colab.files.upload`): the cell waits until
+    files are chosen or the dialog is cancelled.
 
     Returns:
-        ipywidgets.VBox (upload button, status line, results box).
+        ipywidgets.VBox (upload button or Colab's note, status line, results box).
     """
     import ipywidgets as widgets  # imported here: optional (the notebooks extra)
 
-    upload = widgets.FileUpload(accept="image/*", multiple=True, description="Upload image(s)")
     status = widgets.HTML("Choose one or more images to localise manipulations.")
     results = widgets.VBox()
 
-    def on_upload(_change: Any = None) -> None:
-        boxes, errors = [], []
-        for name, data in _uploaded_files(upload.value):
-            try:
-                image = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
-            except Exception as err:  # noqa: BLE001 - any undecodable upload is reported, others go on
-                errors.append(f"{name}: cannot decode image ({type(err).__name__})")
-                continue
-            prob = predict_probability(model, image)
-            boxes.append(widgets.VBox([
-                widgets.HTML(f"<b>{name}</b>: max probability {prob.max():.2f}"),
-                widgets.HBox([widgets.Image(value=png_bytes(prob), format="png", width=width),
-                              widgets.Image(value=png_bytes(overlay(image, prob > threshold)),
-                                            format="png", width=width)]),
-            ]))
-        results.children = boxes
-        status.value = f"{len(boxes)} predicted" + (f"; failed: {'; '.join(errors)}" if errors else "")
+    def show(files: list[tuple[str, bytes]]) -> None:
+        results.children, errors = _predicted_boxes(widgets, model, files, threshold, width)
+        status.value = f"{len(results.children)} predicted" + (f"; failed: {'; '.join(errors)}" if errors else "")
 
-    upload.observe(on_upload, names="value")
+    if "google.colab" in sys.modules:
+        from google.colab import files as colab_files
+
+        show(list(colab_files.upload().items()))
+        return widgets.VBox([widgets.HTML("Uploaded with Colab's dialog (run the cell again for more)."),
+                             status, results])
+    upload = widgets.FileUpload(accept="image/*", multiple=True, description="Upload image(s)")
+    upload.observe(lambda _change: show(_uploaded_files(upload.value)), names="value")
     return widgets.VBox([upload, status, results])
 
 
