@@ -117,4 +117,6 @@ def test_notebook_ends_with_a_checked_exercise(path):
     check = re.search(r"^(check_\w+)\(", placeholder.source, re.M).group(1)
     assert "# your code here" in placeholder.source and f"import {check}" in placeholder.source
     assert solution.metadata.get("jupyter", {}).get("source_hidden") is True
+    # Colab ignores Jupyter's flag: a form cell with a title shows the title and hides the code there
+    assert solution.metadata.get("cellView") == "form" and solution.source.startswith("#@title A solution")
     assert f"assert {check}(" in solution.source
