@@ -58,3 +58,16 @@ def test_dataset_cache_decodes_once_and_keeps_items_equal(tmp_path):
             torch.testing.assert_close(again[key], want[key])
     with pytest.raises(DataError):
         plain[0]  # the uncached dataset reads the (now missing) file
+
+
+def test_preloaded_cache_reaches_fresh_loader_workers(tmp_path):
+    recs = _tree(tmp_path)
+    dataset = ManifestDataset(recs, CFG, split="train", train=False, cache=True)
+    dataset.preload()  # what the trainer does before its workers start
+    for r in recs:  # a worker that read files itself would fail now
+        Path(r.image).unlink()
+        if r.mask is not None:
+            Path(r.mask).unlink()
+    for _epoch in range(2):  # workers start afresh each epoch
+        loader = torch.utils.data.DataLoader(dataset, batch_size=2, num_workers=1)
+        assert [int(b["label"].sum()) for b in loader] == [1]

@@ -27,7 +27,9 @@ class ManifestDataset(Dataset):
         train: random crop to cfg.crop_size + flips when True; full image when False.
         transform: a JointTransform overriding the one built from cfg/train.
         cache: keep every decoded image and mask in memory after its first read (small sets read
-            every epoch in the main process; each DataLoader worker would hold its own copy).
+            every epoch). With DataLoader workers, call `preload()` first: a worker's own reads die
+            with it at the end of each epoch, while a cache filled before the workers start reaches
+            every one of them.
     Item:
         dict with image float32 (3, S, S) normalised, mask float32 (1, S, S) in {0, 1},
         valid float32 (1, S, S) (0 on padding), label int64 scalar, index int.
@@ -84,6 +86,17 @@ class ManifestDataset(Dataset):
         if self._cache is not None:
             self._cache[index] = (image, mask)
         return image, mask
+
+    def preload(self) -> None:
+        """Decode every image and mask into the cache now (a no-op without `cache`).
+
+        Workers are started afresh each epoch, so that epoch e draws the same augmentations whether
+        or not a run was resumed before it; a cache filled here, in the main process, is what they
+        all inherit.
+        """
+        if self._cache is not None:
+            for index in range(len(self)):
+                self.load(index)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         image, mask = self.load(index)

@@ -276,6 +276,8 @@ def _training_data(cfg: Config, manifest, world: dist_utils.World, out_dir: Path
     if not val_records and world.is_main:
         warnings.warn(f"{manifest} has no tampered image in split 'val': best.pt will be the last epoch (never selected on 'test')")
     dataset = ManifestDataset(train_records, cfg, train=True, cache=cfg.cache_images)
+    if cfg.cache_images and cfg.num_workers > 0:
+        dataset.preload()  # before the workers start: each epoch's fresh workers inherit the decoded set
     if len(dataset) < world.size:
         raise ValueError(f"{manifest}: {len(dataset)} training images cannot feed {world.size} processes")
     return dataset, val_records
