@@ -10,6 +10,7 @@ if it failed) and the README's table of "Open in Colab" badges. Run it after cha
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import textwrap
 import tomllib
@@ -140,6 +141,16 @@ def notebooks(root: Path = ROOT) -> list[str]:
     return sorted(p.name for p in (root / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 
 
+def doc_links(markdown: str, repo: str, ref: str) -> str:
+    """The docs as links into the repository at the release: pip installs no docs beside a notebook.
+
+    `](../docs/x.md#a)` becomes an absolute link, and a bare `` `docs/x.md` `` (or `` `docs/x/` ``) a link.
+    """
+    base = f"{repo}/blob/{ref}/docs/"
+    markdown = markdown.replace("](../docs/", f"]({base}")
+    return re.sub(r"(?<!\[)`docs/([\w./-]*)`", lambda m: f"[`docs/{m.group(1)}`]({base}{m.group(1)})", markdown)
+
+
 def readme_with_block(readme: str, block: str) -> str:
     start, end = readme.index(README_BEGIN), readme.index(README_END) + len(README_END)
     return readme[:start] + block + readme[end:]
@@ -163,11 +174,15 @@ def sync(root: Path = ROOT, write: bool = False) -> list[str]:
         path = root / "notebooks" / name
         nb = nbformat.read(path, as_version=4)
         metadata = {key: nb.metadata.get(key) for key in COLAB_METADATA}
-        if nb.cells[0].source != cell or metadata != COLAB_METADATA:
+        markdown = [c for c in nb.cells if c.cell_type == "markdown"]
+        linked = [doc_links(c.source, repo, ref) for c in markdown]
+        if nb.cells[0].source != cell or metadata != COLAB_METADATA or linked != [c.source for c in markdown]:
             stale.append(f"notebooks/{name}")
             if write:
                 nb.cells[0].source = cell
                 nb.metadata.update(COLAB_METADATA)
+                for c, text in zip(markdown, linked):
+                    c.source = text
                 nbformat.write(nb, path)
     return stale
 

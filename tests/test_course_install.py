@@ -39,6 +39,16 @@ def test_readme_and_notebooks_agree_with_pyproject(links):
         assert nb["metadata"]["accelerator"] == "GPU" and "colab" in nb["metadata"]
 
 
+def test_docs_are_linked_at_the_release_not_beside_the_notebook(links):
+    repo, ref = "https://github.com/o/r", "v1.2.3"
+    text = "see [§1](../docs/a.md#x), `docs/b.md` and [`docs/c.md`](https://elsewhere)"
+    assert links.doc_links(text, repo, ref) == (
+        "see [§1](https://github.com/o/r/blob/v1.2.3/docs/a.md#x), "
+        "[`docs/b.md`](https://github.com/o/r/blob/v1.2.3/docs/b.md) and [`docs/c.md`](https://elsewhere)")
+    for name in links.notebooks(ROOT):
+        assert "](../" not in (ROOT / "notebooks" / name).read_text(), f"{name}: a relative link pip does not install"
+
+
 def _run_install_cell(links, namespace=None, drive=False):
     code = links.install_cell(*links.project_links(ROOT / "pyproject.toml"), "06_evaluation_and_robustness.ipynb")
     if drive:
