@@ -215,3 +215,18 @@ def test_choose_image_score_picks_the_best_auc_rule():
     assert choice["val_image_auc_by_rule"] == pytest.approx(aucs)
     with pytest.raises(ValueError, match="tampered and authentic"):
         M.choose_image_score(rows[1::2])
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_roc_curve_matches_sklearn_and_its_area_is_pixel_auc(seed):
+    rng = np.random.default_rng(seed)
+    mask = (rng.random((24, 20)) > 0.7).astype(np.uint8)
+    prob = np.round(rng.random((24, 20)), 1 + seed % 3).astype(np.float32)  # coarse values: many ties
+    fpr, tpr = M.roc_curve(prob, mask)
+    want_fpr, want_tpr, _ = sklearn_metrics.roc_curve(mask.ravel(), prob.ravel(), drop_intermediate=False)
+    np.testing.assert_allclose(fpr, want_fpr, atol=1e-12)
+    np.testing.assert_allclose(tpr, want_tpr, atol=1e-12)
+    area = float(np.sum(np.diff(fpr) * (tpr[1:] + tpr[:-1]) / 2))
+    assert area == pytest.approx(M.pixel_auc(prob, mask), abs=1e-12)
+    with pytest.raises(ValueError, match="all 0 or all 1"):
+        M.roc_curve(prob, np.zeros_like(mask))

@@ -39,6 +39,20 @@ def test_notebook_policy(path):
     assert "sys.path" not in text, f"{path.name}: no sys.path hacks; import the installed nclkit"
 
 
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_rendered_copy_for_reading_has_this_notebooks_cells_and_ran_cleanly(path):
+    """docs/course/ holds each notebook executed at the quick scale (scripts/render_course.py)."""
+    copy = ROOT / "docs" / "course" / path.name
+    assert copy.is_file(), f"no rendered copy of {path.name}: python scripts/render_course.py --only {path.name[:2]}"
+    source, rendered = json.loads(path.read_text())["cells"], json.loads(copy.read_text())["cells"]
+    assert [(c["cell_type"], "".join(c["source"])) for c in rendered] == \
+        [(c["cell_type"], "".join(c["source"])) for c in source], \
+        f"docs/course/{path.name} is stale: python scripts/render_course.py --only {path.name[:2]}"
+    code = [c for c in rendered if c["cell_type"] == "code"]
+    assert all(c["execution_count"] is not None for c in code), f"{copy.name}: not every cell ran"
+    assert not any(o["output_type"] == "error" for c in code for o in c["outputs"]), f"{copy.name}: a cell failed"
+
+
 def _requirement_names(reqs):
     return {re.split(r"[<>=!\[ ;]", r, maxsplit=1)[0].lower() for r in reqs}
 

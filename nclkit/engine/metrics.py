@@ -34,6 +34,7 @@ __all__ = [
     "IMAGE_SCORES", "image_scores", "image_score", "best_balanced_threshold", "choose_image_score",
     "pixel_f1",
     "pixel_auc",
+    "roc_curve",
     "best_threshold_f1",
     "permuted_f1",
     "global_f1",
@@ -150,6 +151,30 @@ def pixel_auc(prob: Any, mask: Any) -> float:
     if n_pos == 0 or n_pos == m.size:
         return float("nan")
     return _auc_from_keys(_sorted_keys(p, m))
+
+
+def roc_curve(prob: Any, mask: Any) -> tuple[np.ndarray, np.ndarray]:
+    """The ROC curve of one image, one point per distinct probability: the curve whose area is `pixel_auc`.
+
+    Args:
+        prob: tamper probability in [0, 1]. Shape (H, W).
+        mask: ground truth in {0, 1}, both values present. Shape (H, W).
+    Returns:
+        (false-positive rate, true-positive rate), each of shape (distinct probabilities + 1,), from
+        (0, 0) (threshold above every probability) to (1, 1). Pixels tied at one probability move the
+        curve in one straight step, which is why the trapezoids count ties half.
+    Raises:
+        ValueError: the mask is all 0 or all 1 (no curve: one of the rates is undefined).
+    """
+    p, m = _check_pair(prob, mask)
+    keys = _sorted_keys(p, m)[::-1]  # highest probability first
+    tampered = (keys & 1).astype(bool)
+    tp, fp = np.cumsum(tampered), np.cumsum(~tampered)
+    if tp[-1] == 0 or fp[-1] == 0:
+        raise ValueError("ROC curve of a mask that is all 0 or all 1: undefined")
+    values = keys >> 1
+    last = np.r_[np.flatnonzero(values[1:] != values[:-1]), keys.size - 1]  # the end of each tie group
+    return np.r_[0.0, fp[last] / fp[-1]], np.r_[0.0, tp[last] / tp[-1]]
 
 
 def _best_f1_from_keys(keys: np.ndarray, dtype: np.dtype) -> tuple[float, float]:
