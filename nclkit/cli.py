@@ -1,9 +1,11 @@
 """Command line: `nclkit train | eval | robustness | predict | prepare | synth | fetch`, each with --help.
 
 Errors a user can cause (a missing file, an unreadable image, an empty manifest, a checkpoint of
-another preset, an unwritable --out, a diverged run) end with one clear line on stderr and exit
-status 2, not a traceback; Ctrl-C ends with one line (for train: where the last checkpoint is and
-how to resume) and status 130. Outputs are checked writable before any work starts.
+another preset, an unwritable --out, a diverged run, a missing optional package) end with one clear
+line on stderr and exit status 2, not a traceback; Ctrl-C ends with one line (for train: where the
+last checkpoint is and how to resume) and status 130; a reader that closes the output early
+(`| head -1`) ends it quietly with status 141, as it does other Unix tools. Outputs are checked
+writable and every config value is checked before any work starts.
 """
 from __future__ import annotations
 
@@ -63,11 +65,22 @@ def _add_config_args(p: argparse.ArgumentParser, variant: bool = True) -> None:
                    help="override any config value, e.g. --set lr=0.01 --set pivot_block=2 (repeatable)")
 
 
+def _saved_config(path: Path) -> Config:
+    """A run's config.json, every value checked; errors name the file."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path}: not valid JSON ({err.msg} at line {err.lineno}); fix the file") from None
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{path}: not UTF-8 text ({err.reason}); fix the file") from None
+    return Config.from_dict(data, source=path)
+
+
 def _config(args):
 
     saved = Path(args.out) / "config.json" if getattr(args, "resume", False) else None
     if saved is not None and args.preset is None and saved.is_file():
-        cfg = Config.from_dict(json.loads(saved.read_text()))  # resume: only flags given now change it
+        cfg = _saved_config(saved)  # resume: only flags given now change it
     else:
         cfg = get_config(args.preset or "quick")
     extra = {}
@@ -337,19 +350,51 @@ def _interrupted(args) -> str:
             f"nclkit train --data {shlex.quote(args.data)} --out {shlex.quote(args.out)} --resume")
 
 
+# Optional packages a command may need, with the nclkit extra that installs each.
+_EXTRAS = {"tensorboard": "tensorboard", "ipywidgets": "notebooks", "sklearn": "notebooks"}
+
+
+def _missing_package(err: ImportError) -> str:
+    """The ImportError's message with the pip command that fixes it."""
+    text = _one_line(err)
+    if "pip install" in text:
+        return text
+    top = (err.name or "").split(".")[0]
+    fix = f"pip install 'nclkit[{_EXTRAS[top]}]'" if top in _EXTRAS else "pip install --upgrade nclkit"
+    return f"{text}; a package is missing: {fix}"
+
+
+def _closed_pipe() -> int:
+    """The reader of stdout has gone (`| head -1`): stop quietly with status 128 + SIGPIPE, as Unix tools do."""
+    try:  # point stdout at devnull: the interpreter's last flush would raise again
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError):  # no real descriptor (a captured stdout)
+        pass
+    return 141
+
+
 def main(argv: list[str] | None = None) -> int:
 
-    args = build_parser().parse_args(argv)
     try:
-        return args.func(args)
+        args = build_parser().parse_args(argv)
+    except KeyboardInterrupt:
+        print("nclkit: interrupted", file=sys.stderr)
+        return 130
+    try:
+        code = args.func(args)
+        sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's flush at exit
+        return code
     except KeyboardInterrupt:
         print(f"nclkit {args.command}: {_interrupted(args)}", file=sys.stderr)
         return 130
-    except (DataError, ValueError, OSError, ArithmeticError) as err:
+    except BrokenPipeError:
+        return _closed_pipe()
+    except (DataError, ValueError, OSError, ArithmeticError, ImportError) as err:
         # ArithmeticError: TrainingDiverged; OSError: a full disk, a folder that vanished ...
         if os.environ.get("NCLKIT_DEBUG"):
             raise
-        print(f"nclkit {args.command}: error: {_one_line(err)}", file=sys.stderr)
+        text = _missing_package(err) if isinstance(err, ImportError) else _one_line(err)
+        print(f"nclkit {args.command}: error: {text}", file=sys.stderr)
         return 2
 
 
