@@ -45,8 +45,8 @@ from ..presets import Config
 from ..version import __version__
 from . import distributed as dist_utils
 from .checkpoint import (
-    check_compatible, check_finite_weights, check_resumable, nonfinite_tensors, read_checkpoint, rng_state,
-    save_checkpoint, set_rng_state,
+    check_compatible, check_finite_weights, check_resumable, checkpoint_config, nonfinite_tensors, read_checkpoint,
+    rng_state, save_checkpoint, set_rng_state,
 )
 from .devices import autocast_dtype, device_name
 from .evaluator import evaluate
@@ -349,6 +349,7 @@ def _resume(t: Training, cfg: Config, out_dir: Path, world: dist_utils.World, al
     if not last_path.is_file():
         raise FileNotFoundError(f"--resume: no checkpoint at {last_path}; start without --resume")
     state = read_checkpoint(last_path)
+    checkpoint_config(state, last_path)  # its values checked as a config.json's are
     check_compatible(state["config"], cfg, last_path)
     check_resumable(state, cfg, last_path, allow_changes=allow_changes)
     check_finite_weights(state["model"], last_path)
