@@ -18,6 +18,8 @@ import shlex
 import sys
 from pathlib import Path
 
+import torch
+
 from .data import DataError, describe_data, read_manifest, scan_records
 from .data.manifest import PROTOCOLS
 from .data.preparers import PREPARERS, folder_records
@@ -26,7 +28,7 @@ from .data.forge import forge_from_photos
 from .data.synthetic import make_synthetic
 from .engine.attacks import parse_attack
 from .engine.checkpoint import load_model
-from .engine.devices import pick_device
+from .engine.devices import cpu_threads, pick_device
 from .engine.evaluator import evaluate, write_report
 from .engine.metrics import IMAGE_SCORES, choose_image_score
 from .engine.outputs import ensure_writable_dir, json_safe, last_checkpoint_note
@@ -93,12 +95,40 @@ def _config(args):
     return apply_overrides(cfg, args.overrides)
 
 
+def _run_threads(run_dir: Path) -> int | None:
+    """The CPU threads a run trained with, from its log's last row (None: not logged)."""
+    log = run_dir / "log.jsonl"
+    rows = log.read_text().splitlines() if log.is_file() else []
+    try:
+        return json.loads(rows[-1]).get("threads") if rows else None
+    except (json.JSONDecodeError, AttributeError):
+        return None
+
+
+def _set_cpu_threads(args) -> None:
+    """On a CPU: a resumed run keeps its thread count (the same arithmetic); a new one leaves out the
+    cores other processes keep busy (engine.devices.cpu_threads), and says so."""
+    if pick_device(args.device).type != "cpu":
+        return
+    own = torch.get_num_threads()
+    threads = (_run_threads(Path(args.out)) if args.resume else None) or cpu_threads()
+    if threads < own and not args.resume:
+        print(f"other processes keep {own - threads} of {own} cores busy: training with {threads} thread(s), "
+              f"faster than {own} sharing a busy core (OMP_NUM_THREADS={own} keeps {own})", flush=True)
+    torch.set_num_threads(threads)
+
+
 def cmd_train(args) -> int:
 
     cfg = _config(args)
-    summary = train(cfg, args.data, args.out, resume=args.resume, device=args.device,
-                    progress=not args.no_progress, tensorboard=args.tensorboard,
-                    overwrite=args.overwrite, allow_changes=args.allow_changes)
+    threads = torch.get_num_threads()
+    _set_cpu_threads(args)
+    try:
+        summary = train(cfg, args.data, args.out, resume=args.resume, device=args.device,
+                        progress=not args.no_progress, tensorboard=args.tensorboard,
+                        overwrite=args.overwrite, allow_changes=args.allow_changes)
+    finally:
+        torch.set_num_threads(threads)  # main() may run again in this process (a notebook, a test)
     print(json.dumps(summary, indent=2))
     return 0
 

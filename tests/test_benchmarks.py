@@ -1,4 +1,4 @@
-"""Smoke tests of benchmarks/train_step.py and ncl_loss_step.py: they run end to end and report finite numbers (no timing asserts)."""
+"""Smoke tests of benchmarks/train_step.py, ncl_loss_step.py and train_under_load.py: they run end to end and report finite numbers (no timing asserts)."""
 import importlib.util
 import json
 import math
@@ -92,3 +92,24 @@ def test_ncl_loss_step_reports_every_piece(tmp_path, capsys):
     assert set(printed["ms_median"]) == {"whole_preset", "whole_nchw", "categories", "sampling", "gather", "pivot", "terms"}
     assert all(math.isfinite(v) and v > 0 for v in printed["ms_median"].values())
     assert math.isfinite(printed["ratio_nchw_vs_preset"]) and printed["ratio_nchw_vs_preset"] > 0
+
+
+@pytest.mark.slow
+def test_train_under_load_reports_both_windows(tmp_path, capsys):
+    spec = importlib.util.spec_from_file_location("bench_train_under_load", BENCH.with_name("train_under_load.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    out = tmp_path / "load.json"
+    threads = torch.get_num_threads()
+    try:
+        res = module.main(["--preset", "quick", "--batch", "2", "--size", "64", "--steps", "1", "--warmup", "0",
+                           "--rounds", "1", "--threads", "1", "--out", str(out)])
+    finally:
+        torch.set_num_threads(threads)
+    printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert printed == json.loads(out.read_text()) == res
+    assert math.isfinite(printed["loaded_vs_idle"]) and printed["loaded_vs_idle"] > 0
+    assert printed["threads"] == {"idle": [1], "loaded": [1]} and printed["device_name"].startswith("CPU")
+    assert all(v > 0 for v in printed["img_per_s"].values())
+    with pytest.raises(ValueError, match="--steps 0"):
+        module.main(["--steps", "0"])

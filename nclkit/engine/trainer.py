@@ -384,7 +384,8 @@ def _end_epoch(t: Training, cfg: Config, run: RunState, epoch: int, res: EpochRe
     run.step = res.step
     run.train_seconds += seconds
     row = {"epoch": epoch + 1, "step": run.step, "lr": t.scheduler.get_last_lr()[0], "seconds": round(seconds, 3),
-           "images_per_s": round(res.images * world.size / max(seconds, 1e-9), 2), **res.terms}
+           "images_per_s": round(res.images * world.size / max(seconds, 1e-9), 2), **res.terms,
+           **({"threads": torch.get_num_threads()} if t.device.type == "cpu" else {})}  # its speed depends on them
     is_last = epoch + 1 == cfg.epochs or res.out_of_time
     if val_records and world.is_main and ((epoch + 1) % cfg.val_every == 0 or is_last):
         try:
