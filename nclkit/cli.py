@@ -107,8 +107,8 @@ def _run_threads(run_dir: Path) -> int | None:
 
 def _set_cpu_threads(args) -> None:
     """On a CPU: a resumed run keeps its thread count (the same arithmetic); a new one leaves out the
-    cores other processes keep busy (engine.devices.cpu_threads), and says so."""
-    if pick_device(args.device).type != "cpu":
+    cores other processes keep busy (engine.devices.cpu_threads), and says so. OMP_NUM_THREADS, where set, wins."""
+    if pick_device(args.device).type != "cpu" or os.environ.get("OMP_NUM_THREADS"):
         return
     own = torch.get_num_threads()
     threads = (_run_threads(Path(args.out)) if args.resume else None) or cpu_threads()

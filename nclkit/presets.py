@@ -124,7 +124,7 @@ class Config:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any], source: str | Any = None) -> "Config":
+    def from_dict(cls, d: dict[str, Any], source: Any = None) -> "Config":
         """A Config from `to_dict`'s output; keys missing from an older dict get LEGACY_VALUES.
 
         Every value is checked as `validate` checks it; `source` (a config.json, a checkpoint) opens
@@ -144,6 +144,7 @@ class Config:
 
     def replace(self, **changes: Any) -> "Config":
         return dataclasses.replace(self, **changes)
+
 
 # What a value of each annotated field type may be, in the words error messages use.
 _KINDS = {"int": "a whole number", "float": "a finite number", "bool": "true or false", "str": "text",

@@ -18,7 +18,8 @@ from PIL import Image
 
 from .errors import DataError
 
-__all__ = ["load_image", "load_mask", "inspect_mask", "mask_doubt", "MASK_RULE", "image_hw", "to_uint8", "to_rgb", "binarize_mask", "orient", "max_image_pixels",
+__all__ = ["load_image", "load_mask", "inspect_mask", "mask_doubt", "MASK_RULE", "image_hw", "to_uint8", "to_rgb",
+           "binarize_mask", "orient", "max_image_pixels",
            "IMAGE_SUFFIXES", "DEFAULT_MAX_IMAGE_PIXELS"]
 
 # Every format load_image decodes (through Pillow): what the preparers list and `predict` accepts.

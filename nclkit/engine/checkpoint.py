@@ -18,7 +18,8 @@ from ..models import build_model
 from ..presets import Config, upgrade_dict
 
 __all__ = ["save_checkpoint", "read_checkpoint", "load_model", "rng_state", "set_rng_state", "MODEL_KEYS", "FREE_KEYS",
-           "RESUME_KEYS", "checkpoint_config", "nonfinite_tensors", "check_finite_weights", "check_compatible", "check_resumable"]
+           "RESUME_KEYS", "checkpoint_config", "nonfinite_tensors", "check_finite_weights", "check_compatible",
+           "check_resumable"]
 
 # Config keys that change the network's parameters or what its blocks return: a checkpoint cannot be
 # loaded (or a run resumed) across these.
