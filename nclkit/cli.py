@@ -16,6 +16,8 @@ import os
 import re
 import shlex
 import sys
+import warnings
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -403,6 +405,11 @@ def _closed_pipe() -> int:
     return 141
 
 
+def _warning_line(command: str, message, category, filename, lineno, line=None) -> str:
+    """A warning as one line, as errors are: `nclkit train: warning: ...` (no source line of nclkit's)."""
+    return f"nclkit {command}: warning: {message}\n"
+
+
 def main(argv: list[str] | None = None) -> int:
 
     try:
@@ -410,6 +417,15 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("nclkit: interrupted", file=sys.stderr)
         return 130
+    saved, warnings.formatwarning = warnings.formatwarning, partial(_warning_line, args.command)
+    try:
+        return _run(args)
+    finally:
+        warnings.formatwarning = saved
+
+
+def _run(args) -> int:
+    """Run the parsed command: its errors as one line and status 2, Ctrl-C as 130, a closed pipe as 141."""
     try:
         code = args.func(args)
         sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's flush at exit

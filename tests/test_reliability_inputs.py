@@ -138,3 +138,18 @@ def test_a_reader_that_closes_the_pipe_ends_the_command_quietly(tmp_path):
         os.close(write_end)
     assert proc.returncode == 141 and proc.stderr == ""  # the set was still written: only its report line was lost
     assert (tmp_path / "s" / "manifest.jsonl").is_file()
+
+
+@pytest.mark.slow
+def test_a_warning_is_one_line_too(checkpoint, tmp_path):
+    rec = make_pair(tmp_path, "a", hw=(64, 64))
+    Image.fromarray(np.zeros((64, 64), np.uint8)).save(rec.mask)  # a tampered image with an empty mask
+    manifest = write_manifest([rec], tmp_path / "m.jsonl")
+    proc = subprocess.run([sys.executable, "-m", "nclkit", "eval", "--checkpoint", str(checkpoint), "--data",
+                           str(manifest), "--out", str(tmp_path / "r.json"), "--no-progress"], capture_output=True,
+                          text=True, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=300)
+    assert proc.returncode == 0
+    assert proc.stderr.splitlines() == [
+        "nclkit eval: warning: 1 of 1 masks may be misread: a_gt.png (no tampered pixel). Rule applied: white = "
+        "tampered: a pixel counts when its brightest colour channel is above half its type's range (a mask of 0 and "
+        "1 only: 1), the alpha channel is not read; fix such masks, or leave their images out"]
