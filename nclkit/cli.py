@@ -1,9 +1,11 @@
 """Command line: `nclkit train | eval | robustness | predict | prepare | synth | fetch`, each with --help.
 
 Errors a user can cause (a missing file, an unreadable image, an empty manifest, a checkpoint of
-another preset, an unwritable --out, a diverged run) end with one clear line on stderr and exit
-status 2, not a traceback; Ctrl-C ends with one line (for train: where the last checkpoint is and
-how to resume) and status 130. Outputs are checked writable before any work starts.
+another preset, an unwritable --out, a diverged run, a missing optional package) end with one clear
+line on stderr and exit status 2, not a traceback; Ctrl-C ends with one line (for train: where the
+last checkpoint is and how to resume) and status 130; a reader that closes the output early
+(`| head -1`) ends it quietly with status 141, as it does other Unix tools. Outputs are checked
+writable and every config value is checked before any work starts.
 """
 from __future__ import annotations
 
@@ -14,7 +16,11 @@ import os
 import re
 import shlex
 import sys
+import warnings
+from functools import partial
 from pathlib import Path
+
+import torch
 
 from .data import DataError, describe_data, read_manifest, scan_records
 from .data.manifest import PROTOCOLS
@@ -24,7 +30,7 @@ from .data.forge import forge_from_photos
 from .data.synthetic import make_synthetic
 from .engine.attacks import parse_attack
 from .engine.checkpoint import load_model
-from .engine.devices import pick_device
+from .engine.devices import cpu_threads, pick_device
 from .engine.evaluator import evaluate, write_report
 from .engine.metrics import IMAGE_SCORES, choose_image_score
 from .engine.outputs import ensure_writable_dir, json_safe, last_checkpoint_note
@@ -63,11 +69,22 @@ def _add_config_args(p: argparse.ArgumentParser, variant: bool = True) -> None:
                    help="override any config value, e.g. --set lr=0.01 --set pivot_block=2 (repeatable)")
 
 
+def _saved_config(path: Path) -> Config:
+    """A run's config.json, every value checked; errors name the file."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path}: not valid JSON ({err.msg} at line {err.lineno}); fix the file") from None
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{path}: not UTF-8 text ({err.reason}); fix the file") from None
+    return Config.from_dict(data, source=path)
+
+
 def _config(args):
 
     saved = Path(args.out) / "config.json" if getattr(args, "resume", False) else None
     if saved is not None and args.preset is None and saved.is_file():
-        cfg = Config.from_dict(json.loads(saved.read_text()))  # resume: only flags given now change it
+        cfg = _saved_config(saved)  # resume: only flags given now change it
     else:
         cfg = get_config(args.preset or "quick")
     extra = {}
@@ -80,12 +97,40 @@ def _config(args):
     return apply_overrides(cfg, args.overrides)
 
 
+def _run_threads(run_dir: Path) -> int | None:
+    """The CPU threads a run trained with, from its log's last row (None: not logged)."""
+    log = run_dir / "log.jsonl"
+    rows = log.read_text().splitlines() if log.is_file() else []
+    try:
+        return json.loads(rows[-1]).get("threads") if rows else None
+    except (json.JSONDecodeError, AttributeError):
+        return None
+
+
+def _set_cpu_threads(args) -> None:
+    """On a CPU: a resumed run keeps its thread count (the same arithmetic); a new one leaves out the
+    cores other processes keep busy (engine.devices.cpu_threads), and says so. OMP_NUM_THREADS, where set, wins."""
+    if pick_device(args.device).type != "cpu" or os.environ.get("OMP_NUM_THREADS"):
+        return
+    own = torch.get_num_threads()
+    threads = (_run_threads(Path(args.out)) if args.resume else None) or cpu_threads()
+    if threads < own and not args.resume:
+        print(f"other processes keep {own - threads} of {own} cores busy: training with {threads} thread(s), "
+              f"faster than {own} sharing a busy core (OMP_NUM_THREADS={own} keeps {own})", flush=True)
+    torch.set_num_threads(threads)
+
+
 def cmd_train(args) -> int:
 
     cfg = _config(args)
-    summary = train(cfg, args.data, args.out, resume=args.resume, device=args.device,
-                    progress=not args.no_progress, tensorboard=args.tensorboard,
-                    overwrite=args.overwrite, allow_changes=args.allow_changes)
+    threads = torch.get_num_threads()
+    _set_cpu_threads(args)
+    try:
+        summary = train(cfg, args.data, args.out, resume=args.resume, device=args.device,
+                        progress=not args.no_progress, tensorboard=args.tensorboard,
+                        overwrite=args.overwrite, allow_changes=args.allow_changes)
+    finally:
+        torch.set_num_threads(threads)  # main() may run again in this process (a notebook, a test)
     print(json.dumps(summary, indent=2))
     return 0
 
@@ -337,19 +382,65 @@ def _interrupted(args) -> str:
             f"nclkit train --data {shlex.quote(args.data)} --out {shlex.quote(args.out)} --resume")
 
 
+# Optional packages a command may need, with the nclkit extra that installs each.
+_EXTRAS = {"tensorboard": "tensorboard", "ipywidgets": "notebooks", "sklearn": "notebooks"}
+
+
+def _missing_package(err: ImportError) -> str:
+    """The ImportError's message with the pip command that fixes it."""
+    text = _one_line(err)
+    if "pip install" in text:
+        return text
+    top = (err.name or "").split(".")[0]
+    fix = f"pip install 'nclkit[{_EXTRAS[top]}]'" if top in _EXTRAS else "pip install --upgrade nclkit"
+    return f"{text}; a package is missing: {fix}"
+
+
+def _closed_pipe() -> int:
+    """The reader of stdout has gone (`| head -1`): stop quietly with status 128 + SIGPIPE, as Unix tools do."""
+    try:  # point stdout at devnull: the interpreter's last flush would raise again
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError):  # no real descriptor (a captured stdout)
+        pass
+    return 141
+
+
+def _warning_line(command: str, message, category, filename, lineno, line=None) -> str:
+    """A warning as one line, as errors are: `nclkit train: warning: ...` (no source line of nclkit's)."""
+    return f"nclkit {command}: warning: {message}\n"
+
+
 def main(argv: list[str] | None = None) -> int:
 
-    args = build_parser().parse_args(argv)
     try:
-        return args.func(args)
+        args = build_parser().parse_args(argv)
+    except KeyboardInterrupt:
+        print("nclkit: interrupted", file=sys.stderr)
+        return 130
+    saved, warnings.formatwarning = warnings.formatwarning, partial(_warning_line, args.command)
+    try:
+        return _run(args)
+    finally:
+        warnings.formatwarning = saved
+
+
+def _run(args) -> int:
+    """Run the parsed command: its errors as one line and status 2, Ctrl-C as 130, a closed pipe as 141."""
+    try:
+        code = args.func(args)
+        sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's flush at exit
+        return code
     except KeyboardInterrupt:
         print(f"nclkit {args.command}: {_interrupted(args)}", file=sys.stderr)
         return 130
-    except (DataError, ValueError, OSError, ArithmeticError) as err:
+    except BrokenPipeError:
+        return _closed_pipe()
+    except (DataError, ValueError, OSError, ArithmeticError, ImportError) as err:
         # ArithmeticError: TrainingDiverged; OSError: a full disk, a folder that vanished ...
         if os.environ.get("NCLKIT_DEBUG"):
             raise
-        print(f"nclkit {args.command}: error: {_one_line(err)}", file=sys.stderr)
+        text = _missing_package(err) if isinstance(err, ImportError) else _one_line(err)
+        print(f"nclkit {args.command}: error: {text}", file=sys.stderr)
         return 2
 
 

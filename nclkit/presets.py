@@ -8,8 +8,10 @@ docs/interpretation.md.
 from __future__ import annotations
 
 import dataclasses
+import math
+import numbers
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import Any, Callable
 
 __all__ = ["Config", "PRESETS", "ABLATIONS", "ABLATION_TABLES", "get_config", "apply_overrides", "upgrade_dict", "VARIANTS", "BLOCK1_READINGS", "LEGACY_VALUES"]
 
@@ -86,10 +88,13 @@ class Config:
     val_every: int = 1                    # epochs between validations (model selection on split "val")
 
     def __post_init__(self) -> None:
+        self.validate()  # types first: a JSON list, a string or a number may stand where the rates go
         self.aspp_rates = tuple(int(r) for r in self.aspp_rates)
-        self.validate()
 
     def validate(self) -> None:
+        """Refuse a value of the wrong type or range: one line naming the key, the value and what is allowed."""
+        _check_types(self)
+        _check_ranges(self)
         if self.variant not in VARIANTS:
             raise ValueError(f"variant={self.variant!r}; expected one of {VARIANTS}")
         if self.output_stride not in (8, 16, 32):
@@ -119,16 +124,85 @@ class Config:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "Config":
-        """A Config from `to_dict`'s output; keys missing from an older dict get LEGACY_VALUES."""
+    def from_dict(cls, d: dict[str, Any], source: Any = None) -> "Config":
+        """A Config from `to_dict`'s output; keys missing from an older dict get LEGACY_VALUES.
+
+        Every value is checked as `validate` checks it; `source` (a config.json, a checkpoint) opens
+        the message of the ValueError raised for a dict that is not a valid config.
+        """
+        where = f"{source}: " if source is not None else ""
+        if not isinstance(d, dict):
+            raise ValueError(f"{where}the config is a {type(d).__name__}; expected an object of key: value pairs")
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:
-            raise ValueError(f"unknown config keys {unknown}; known keys: {sorted(known)}")
-        return cls(**upgrade_dict(d))
+            raise ValueError(f"{where}unknown config keys {unknown}; known keys: {sorted(known)}")
+        try:
+            return cls(**upgrade_dict(d))
+        except ValueError as err:
+            raise ValueError(f"{where}{err}") from None
 
     def replace(self, **changes: Any) -> "Config":
         return dataclasses.replace(self, **changes)
+
+
+# What a value of each annotated field type may be, in the words error messages use.
+_KINDS = {"int": "a whole number", "float": "a finite number", "bool": "true or false", "str": "text",
+          "tuple[int, ...]": "a list of whole numbers, e.g. [12, 24, 36] (--set aspp_rates=12,24,36)"}
+
+
+def _has_kind(value: Any, kind: str) -> bool:
+    if kind == "bool":
+        return isinstance(value, bool)
+    if kind == "int":
+        return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+    if kind == "float":
+        return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+    if kind == "str":
+        return isinstance(value, str)
+    return isinstance(value, (list, tuple)) and all(_has_kind(v, "int") for v in value)
+
+
+def _field_kinds() -> dict[str, str]:
+    return {f.name: f.type for f in fields(Config)}
+
+
+def _check_types(cfg: "Config") -> None:
+    """Every field against its annotation (`int`, `float`, `bool`, `str`, `tuple[int, ...]`)."""
+    for f in fields(cfg):
+        value = getattr(cfg, f.name)
+        if not _has_kind(value, f.type):
+            raise ValueError(f"{f.name}={value!r}; expected {_KINDS[f.type]}")
+
+
+def _at_least(low: float) -> tuple[Callable[[Any], bool], str]:
+    return (lambda v: v >= low), f">= {low:g}"
+
+
+# The ranges of the numeric fields whose checks are one comparison (the others are in `validate`).
+_RANGES: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "encoder_width": _at_least(8),
+    "aspp_rates": (lambda v: len(v) > 0 and min(v) >= 1, "one or more atrous rates >= 1, e.g. 12,24,36"),
+    "aspp_channels": _at_least(1), "low_level_channels": _at_least(1), "decoder_channels": _at_least(1),
+    "omega": _at_least(0), "aux_weight": _at_least(0), "max_patches": _at_least(0),
+    "crop_size": _at_least(1), "batch_size": _at_least(1), "num_workers": _at_least(0),
+    "eval_max_side": _at_least(1), "train_max_side": _at_least(0), "epochs": _at_least(1),
+    "lr": (lambda v: v > 0, "> 0"), "momentum": (lambda v: 0 <= v < 1, "0 <= momentum < 1"),
+    "weight_decay": _at_least(0), "poly_power": _at_least(0), "seed": (lambda v: 0 <= v < 2**32, "0 .. 2**32 - 1"),
+    "max_train_seconds": (lambda v: v >= 0, ">= 0 (0 = no time budget)"), "val_every": _at_least(1),
+}
+
+
+def _check_ranges(cfg: "Config") -> None:
+    """The one-comparison ranges of _RANGES, then the relations between fields."""
+    for key, (ok, allowed) in _RANGES.items():
+        value = getattr(cfg, key)
+        if not ok(value):
+            shown = ",".join(map(str, value)) if isinstance(value, (tuple, list)) else value
+            raise ValueError(f"{key}={shown!r}; expected {allowed}")
+    if cfg.variant != "base" and cfg.max_patches < 1:
+        raise ValueError(f"max_patches={cfg.max_patches}; the {cfg.variant!r} variant samples patches for the NCL "
+                         "loss: expected >= 1 (0 is for variant 'base')")
 
 
 PRESETS: dict[str, Config] = {
@@ -209,20 +283,18 @@ def get_config(preset: str | Config = "quick", **overrides: Any) -> Config:
     return base.replace(**overrides) if overrides else base.replace()
 
 
-def _parse_value(text: str, like: Any) -> Any:
-    if isinstance(like, bool):
-        if text.lower() in ("1", "true", "yes", "on"):
-            return True
-        if text.lower() in ("0", "false", "no", "off"):
-            return False
-        raise ValueError(f"expected a boolean, got {text!r}")
-    if isinstance(like, tuple):
-        return tuple(int(v) for v in text.split(",") if v.strip())
-    if isinstance(like, int):
-        return int(text)
-    if isinstance(like, float):
-        return float(text)
-    return text
+def _parse_value(key: str, text: str, kind: str) -> Any:
+    """`--set key=text` as a value of the field's annotated kind; ValueError naming key, text and the kind."""
+    try:
+        if kind == "bool" and text.lower() in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+            return text.lower() in ("1", "true", "yes", "on")
+        if kind.startswith("tuple"):
+            return tuple(int(v) for v in text.split(",") if v.strip())
+        if kind in ("int", "float", "str"):
+            return {"int": int, "float": float, "str": str}[kind](text)
+    except ValueError:
+        pass
+    raise ValueError(f"{key}={text!r}; expected {_KINDS[kind]}")
 
 
 def apply_overrides(cfg: Config, items: list[str] | None) -> Config:
@@ -238,9 +310,5 @@ def apply_overrides(cfg: Config, items: list[str] | None) -> Config:
         key = key.strip()
         if key not in current:
             raise ValueError(f"unknown config key {key!r}; known keys: {sorted(current)}")
-        like = getattr(cfg, key)
-        try:
-            changes[key] = _parse_value(text.strip(), like)
-        except ValueError as err:
-            raise ValueError(f"bad value for {key}: {err}") from None
+        changes[key] = _parse_value(key, text.strip(), _field_kinds()[key])
     return cfg.replace(**changes)

@@ -98,3 +98,9 @@ def test_parse_types():
 def test_bad_image_raises():
     with pytest.raises(ValueError, match="uint8"):
         apply_attack(np.zeros((4, 4, 3), np.float32), "blur:3")
+
+
+def test_a_huge_blur_is_refused_with_the_value_as_typed():
+    with pytest.raises(ValueError, match="blur kernel size 1000001 in 'blur:1000001' must be an odd integer from 1 to 255"):
+        parse_attack("blur:1000001")
+    assert str(parse_attack("blur:255")) == "blur:255" and parse_attack("blur:255").label == "GaussianBlur(size=255)"

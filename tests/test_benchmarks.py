@@ -1,4 +1,4 @@
-"""Smoke tests of benchmarks/train_step.py and ncl_loss_step.py: they run end to end and report finite numbers (no timing asserts)."""
+"""Smoke tests of benchmarks/train_step.py, ncl_loss_step.py and train_under_load.py: they run end to end and report finite numbers (no timing asserts)."""
 import importlib.util
 import json
 import math
@@ -74,21 +74,44 @@ def test_bad_arguments_fail_fast(train_step, argv):
         train_step.main(["--device", "cpu", *argv])
 
 
-@pytest.mark.slow
-def test_ncl_loss_step_reports_every_piece(tmp_path, capsys):
-    spec = importlib.util.spec_from_file_location("bench_ncl_loss_step", BENCH.with_name("ncl_loss_step.py"))
+def _run_main(script: str, argv: list[str], tmp_path, capsys) -> dict:
+    """Run a benchmark's main() on one thread (restored after); returns its JSON line, checked against --out and main's result."""
+    spec = importlib.util.spec_from_file_location(f"bench_{Path(script).stem}", BENCH.with_name(script))
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    out = tmp_path / "loss.json"
+    out = tmp_path / "res.json"
     threads = torch.get_num_threads()
     try:
-        res = module.main(["--device", "cpu", "--batch", "2", "--size", "64", "--repeats", "2", "--threads", "1",
-                           "--out", str(out)])
+        res = module.main([*argv, "--threads", "1", "--out", str(out)])
     finally:
         torch.set_num_threads(threads)
     printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert printed == json.loads(out.read_text()) == res
+    assert printed == json.loads(out.read_text()) == json.loads(json.dumps(res))
+    return printed
+
+
+@pytest.mark.slow
+def test_ncl_loss_step_reports_every_piece(tmp_path, capsys):
+    printed = _run_main("ncl_loss_step.py", ["--device", "cpu", "--batch", "2", "--size", "64", "--repeats", "2"],
+                        tmp_path, capsys)
     assert printed["feature"] == [2, 32, 32, 32]  # quick preset: conv1's 32 channels at stride 2 of 64 px
     assert set(printed["ms_median"]) == {"whole_preset", "whole_nchw", "categories", "sampling", "gather", "pivot", "terms"}
     assert all(math.isfinite(v) and v > 0 for v in printed["ms_median"].values())
     assert math.isfinite(printed["ratio_nchw_vs_preset"]) and printed["ratio_nchw_vs_preset"] > 0
+
+
+@pytest.mark.slow
+def test_train_under_load_reports_both_windows(tmp_path, capsys):
+    printed = _run_main("train_under_load.py", ["--preset", "quick", "--batch", "2", "--size", "64", "--steps", "1",
+                                                "--warmup", "0", "--rounds", "1"], tmp_path, capsys)
+    assert math.isfinite(printed["loaded_vs_idle"]) and printed["loaded_vs_idle"] > 0
+    assert printed["threads"] == {"idle": [1], "loaded": [1]} and printed["device_name"].startswith("CPU")
+    assert all(v > 0 for v in printed["img_per_s"].values())
+
+
+def test_train_under_load_refuses_bad_arguments():
+    spec = importlib.util.spec_from_file_location("bench_train_under_load", BENCH.with_name("train_under_load.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    with pytest.raises(ValueError, match="--steps 0"):
+        module.main(["--steps", "0"])

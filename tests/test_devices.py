@@ -1,4 +1,7 @@
-"""Devices (nclkit.engine.devices): autocast follows the CPU's bf16 support; a missing GPU is one clear error."""
+"""Devices (nclkit.engine.devices): autocast follows the CPU's bf16 support; a missing GPU is one clear error;
+CPU runs leave out the cores other processes keep busy."""
+import os
+
 import pytest
 import torch
 
@@ -55,3 +58,21 @@ def test_gpu_precision_follows_the_compute_capability(capability, expected, monk
     assert autocast_dtype(get_config("paper", amp="bf16"), gpu) == torch.bfloat16  # asked for: always
     assert autocast_dtype(get_config("paper", amp="fp32"), gpu) is None
     assert inference_dtype("cpu") is None
+
+
+@pytest.mark.parametrize("busy, expected", [(0.2, 2), (0.6, 1), (1.0, 1), (2.0, 1), (None, 2)])
+def test_cpu_threads_leave_out_the_cores_others_keep_busy(busy, expected, monkeypatch):
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(devices.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(devices.torch, "get_num_threads", lambda: 2)
+    monkeypatch.setattr(devices, "busy_cores", lambda: busy)
+    assert devices.cpu_threads() == expected
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")  # the user's choice is kept, however busy the machine
+    assert devices.cpu_threads() == 2
+
+
+def test_busy_cores_is_a_share_of_the_machine():
+    from nclkit.engine.devices import busy_cores
+
+    busy = busy_cores(0.05)
+    assert busy is None or 0.0 <= busy <= (os.cpu_count() or 1) + 1e-6

@@ -20,6 +20,7 @@ LAYERS = {
     "metrics": 5, "viz": 5,  # nclkit.metrics re-exports engine.metrics
     "course": 6, "exercises": 6, "cli": 6,
     "__init__": 7,  # the package's flat API re-exports from every layer
+    "__main__": 7,  # the command line's entry point
 }
 
 

@@ -113,3 +113,11 @@ def test_a_byte_order_mark_is_accepted(tmp_path):
     path = tmp_path / "bom.jsonl"
     path.write_bytes(b"\xef\xbb\xbf" + json.dumps({**GOOD, "mask": None, "label": 0}).encode() + b"\n")
     assert read_manifest(path)[0].id == "a"
+
+
+def test_one_file_in_two_splits_is_a_leak_warning_naming_both_ids(tmp_path):
+    train, test = _files(tmp_path)
+    copy = Record(train.image, None, 0, "t", "test", "a_again")  # the training image, listed as a test image
+    path = write_manifest([train, test, copy], tmp_path / "m.jsonl")
+    with pytest.warns(UserWarning, match=r"1 image file\(s\) listed in two splits.*'a' \(train\) and 'a_again' \(test\)"):
+        read_manifest(path, split="test")

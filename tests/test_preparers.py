@@ -398,3 +398,34 @@ def test_prepare_scripts_print_one_line(tmp_path):
                           capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert proc.stderr.strip().count("\n") == 0 and "nowhere" in proc.stderr
+
+
+@pytest.mark.parametrize("name, folder, prefix, other", [("casia1", "Tp", "Tp_", "casia2"), ("casia2", "Tp", "Sp_", "casia1")])
+def test_casia_refuses_the_other_versions_images(name, folder, prefix, other, tmp_path):
+    # A CASIA v2 folder (Tp/ + Gt/) given as CASIA v1 would label its images as the v1 test set, and back.
+    root = tmp_path / "c"
+    for stem in (f"{prefix}D_a", f"{prefix}S_b"):
+        _save(root / folder / f"{stem}.jpg", _img())
+        _save(root / "Gt" / f"{stem}_gt.png", _mask())
+    with pytest.raises(DataError, match=f"named {prefix}\\* .*use `nclkit prepare {other}`"):
+        PREPARERS[name](root, tmp_path / "m.jsonl")
+    assert not (tmp_path / "m.jsonl").exists()
+
+
+def test_folder_pairing_refuses_one_mask_for_two_images(tmp_path):
+    from nclkit.data.preparers import folder_records
+
+    _save(tmp_path / "img" / "a" / "x.png", _img())
+    _save(tmp_path / "img" / "b" / "x.png", _img(v=50))
+    _save(tmp_path / "gt" / "x.png", _mask())
+    with pytest.raises(DataError, match="one mask fits two images, .*a/x.png and .*b/x.png"):
+        folder_records(tmp_path / "img", tmp_path / "gt")
+
+
+def test_folder_pairing_names_the_size_when_no_pair_is_left(tmp_path):
+    from nclkit.data.preparers import folder_records
+
+    _save(tmp_path / "img" / "x.png", _img())
+    _save(tmp_path / "gt" / "x.png", _mask(20, 16))  # transposed
+    with pytest.raises(DataError, match="no usable image/mask pair: every mask's size differs .*16x20.*20x16"):
+        folder_records(tmp_path / "img", tmp_path / "gt")

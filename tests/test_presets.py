@@ -51,3 +51,35 @@ def test_overrides_and_errors():
 def test_config_round_trip():
     cfg = get_config("paper", tau=0.3)
     assert type(cfg).from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
+
+
+@pytest.mark.parametrize("item, allowed", [
+    ("max_patches=0", ">= 1"), ("batch_size=0", ">= 1"), ("batch_size=-4", ">= 1"), ("aspp_rates=", "rates >= 1"),
+    ("val_every=0", ">= 1"), ("train_max_side=-1", ">= 0"), ("encoder_width=32.5", "whole number"),
+    ("lr=abc", "number"), ("lr=nan", "finite"), ("aspp_rates=1,a", "list of whole numbers"), ("epochs=0", ">= 1"),
+    ("compile=maybe", "true or false"), ("momentum=1.5", "momentum < 1"), ("seed=-1", "2**32"),
+])
+def test_every_override_is_checked_at_the_door(item, allowed):
+    # One line naming the key, the value as typed and what is allowed, before any work starts.
+    key, value = item.split("=")
+    with pytest.raises(ValueError) as err:
+        apply_overrides(get_config("quick"), [item])
+    text = str(err.value)
+    assert f"{key}=" in text and value in text and allowed in text and "\n" not in text
+
+
+def test_the_base_variant_samples_no_patches():
+    assert apply_overrides(get_config("quick"), ["variant=base", "max_patches=0"]).max_patches == 0
+
+
+@pytest.mark.parametrize("saved, needle", [
+    ([], "the config is a list"), ({"lr": "abc"}, "lr='abc'; expected a finite number"),
+    ({"aspp_rates": 5}, "aspp_rates=5; expected a list"), ({"encoder_width": 32.5}, "encoder_width=32.5"),
+    ({"compile": 1}, "compile=1; expected true or false"), ({"batch_size": 0}, "batch_size=0"),
+])
+def test_a_saved_config_is_checked_and_the_file_named(saved, needle):
+    from nclkit.presets import Config
+
+    with pytest.raises(ValueError) as err:
+        Config.from_dict(saved, source="run/config.json")
+    assert str(err.value).startswith("run/config.json: ") and needle in str(err.value)

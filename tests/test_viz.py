@@ -192,3 +192,17 @@ def test_figure_slider_redraws_without_frontend():
 def test_prediction_figure(records, tmp_path):
     path = save_prediction_figure(RedDetector(), records, tmp_path / "fig.png", n=4)
     assert path.exists() and path.stat().st_size > 1000
+
+
+def test_predicting_into_the_input_folder_twice_never_reads_its_own_outputs(tmp_path):
+    for i in range(2):
+        Image.fromarray(random_image(12, 16, i)).save(tmp_path / f"photo{i}.png")
+    first = predict_files(TinyModel(), [tmp_path], tmp_path)
+    second = predict_files(TinyModel(), [tmp_path], tmp_path)
+    assert [p.name for p, _, _ in second.written] == ["photo0.png", "photo1.png"] == [p.name for p, _, _ in first.written]
+    assert sorted(p.name for p in second.skipped) == sorted(p.name for _, *outs in first.written for p in outs)
+    assert "4 earlier output(s) of nclkit predict skipped" in second.report()
+    moved = tmp_path / "elsewhere"  # outputs carried to another folder are still known by their mark
+    moved.mkdir()
+    (tmp_path / "photo0_prob.png").rename(moved / "photo0_prob.png")
+    assert predict_files(TinyModel(), [moved], tmp_path / "out").skipped == [moved / "photo0_prob.png"]

@@ -18,7 +18,8 @@ from PIL import Image
 
 from .errors import DataError
 
-__all__ = ["load_image", "load_mask", "image_hw", "to_uint8", "to_rgb", "binarize_mask", "orient", "max_image_pixels",
+__all__ = ["load_image", "load_mask", "inspect_mask", "mask_doubt", "MASK_RULE", "image_hw", "to_uint8", "to_rgb",
+           "binarize_mask", "orient", "max_image_pixels",
            "IMAGE_SUFFIXES", "DEFAULT_MAX_IMAGE_PIXELS"]
 
 # Every format load_image decodes (through Pillow): what the preparers list and `predict` accepts.
@@ -248,6 +249,44 @@ def load_mask(path: str | os.PathLike, expected_hw: tuple[int, int] | None = Non
         raise DataError(f"{path}: mask size {mask.shape[0]}x{mask.shape[1]} (HxW) differs from "
                         f"its image's size {expected_hw[0]}x{expected_hw[1]}")
     return mask
+
+
+# `binarize_mask`'s rule in one line, for the warnings that name masks it likely misreads.
+MASK_RULE = ("white = tampered: a pixel counts when its brightest colour channel is above half its type's range "
+             "(a mask of 0 and 1 only: 1), the alpha channel is not read")
+
+
+def mask_doubt(raw: np.ndarray, mask: np.ndarray) -> str | None:
+    """Why a tampered image's mask is likely misread by the rule (MASK_RULE), or None where it looks sound.
+
+    Args:
+        raw: the decoded file, any dtype. Shape (H, W) or (H, W, C).
+        mask: its reading by `binarize_mask`. Shape (H, W).
+    """
+    if raw.ndim == 3 and raw.shape[2] in (2, 4):
+        colour, alpha = raw[:, :, :-1], raw[:, :, -1]
+        if colour.min() == colour.max() and alpha.min() != alpha.max():
+            return "drawn in the alpha channel only, which is not read"
+    if raw.dtype.itemsize > 1 and np.issubdtype(raw.dtype, np.integer) and raw.max() == 255 \
+            and bool(((raw == 0) | (raw == 255)).all()):
+        return "16-bit holding only 0 and 255, so 255 is dark on its 0..65535 range"
+    tampered = float(mask.mean()) if mask.size else 0.0
+    if tampered == 0.0:
+        return "no tampered pixel"
+    if tampered == 1.0:
+        return "every pixel tampered"
+    return f"{tampered:.0%} tampered: inverted?" if tampered > 0.5 else None
+
+
+def inspect_mask(path: str | os.PathLike) -> tuple[np.ndarray, str | None]:
+    """A tampered image's mask as `load_mask` reads it, and `mask_doubt`'s reason to doubt that reading.
+
+    Returns:
+        (uint8 mask (H, W) in {0, 1}, a reason or None).
+    """
+    raw = _decode(path)
+    mask = binarize_mask(raw, path)
+    return mask, mask_doubt(raw, mask)
 
 
 def image_hw(path: str | os.PathLike) -> tuple[int, int]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -145,6 +146,7 @@ def read_manifest(path: str | os.PathLike, split: str | None = None) -> list[Rec
             missing keys, a label other than 0/1, an unknown split, a tampered record without
             a mask or an authentic one with a mask, a repeated id; an empty manifest, or a split
             with no records (the splits present are listed).
+    Warns when one image file is listed in two splits (under two ids): the later split is not held out.
     """
     path = Path(path)
     if not path.is_file():
@@ -172,6 +174,7 @@ def read_manifest(path: str | os.PathLike, split: str | None = None) -> list[Rec
         records.append(record)
     if not records:
         raise DataError(f"{path}: manifest is empty (no records)")
+    _warn_shared_images(records, path)
     if split is not None:
         kept = [r for r in records if r.split == split]
         if not kept:
@@ -179,6 +182,20 @@ def read_manifest(path: str | os.PathLike, split: str | None = None) -> list[Rec
             raise DataError(f"{path}: no records in split {split!r}; splits present: {present}")
         records = kept
     return records
+
+
+def _warn_shared_images(records: list[Record], path: Path) -> None:
+    """One warning naming both ids of every image file listed in two splits (the same file, by its real path)."""
+    first: dict[str, Record] = {}
+    leaks = []
+    for r in records:
+        seen = first.setdefault(os.path.realpath(r.image), r)
+        if seen.split != r.split:
+            leaks.append(f"{seen.id!r} ({seen.split}) and {r.id!r} ({r.split})")
+    if leaks:
+        shown = "; ".join(leaks[:5]) + (f"; and {len(leaks) - 5} more" if len(leaks) > 5 else "")
+        warnings.warn(f"{path}: {len(leaks)} image file(s) listed in two splits, so a score on the later one is not "
+                      f"on held-out images: {shown}", stacklevel=3)
 
 
 def validate_manifest(records: Iterable[Record], check_files: bool = True) -> None:

@@ -7,7 +7,7 @@ is resized back to the mask's size (docs/evaluation.md, "Robustness").
 Specs are ``"KIND:VALUE"`` strings:
 
 - ``resize:F``  scale both sides by F, 0 < F <= 4 (cv2.resize, its default bilinear interpolation).
-- ``blur:K``    Gaussian blur with a K x K kernel, sigma from OpenCV's rule for K
+- ``blur:K``    Gaussian blur with a K x K kernel, K odd, 1 <= K <= MAX_BLUR, sigma from OpenCV's rule for K
   (sigma = 0.3 * ((K - 1) * 0.5 - 1) + 0.8, i.e. ``cv2.GaussianBlur(img, (K, K), 0)``).
 - ``noise:S``   add i.i.d. Gaussian noise of std S on the 0-255 scale, round, clip to 0..255.
 - ``jpeg:Q``    encode as JPEG with quality Q (OpenCV, 4:2:0 chroma) and decode.
@@ -23,6 +23,7 @@ import numpy as np
 __all__ = [
     "ATTACK_KINDS",
     "MAX_RESIZE",
+    "MAX_BLUR",
     "TABLE3_ATTACKS",
     "Attack",
     "parse_attack",
@@ -31,6 +32,7 @@ __all__ = [
 
 ATTACK_KINDS = ("resize", "blur", "noise", "jpeg")
 MAX_RESIZE = 4.0  # larger factors only blow memory up (Table 3 goes down to 0.25, never up)
+MAX_BLUR = 255  # sigma ~38 px; larger kernels only take minutes (Table 3 uses 3 and 5)
 
 # Table 3's rows in the paper's order (the "None" row is the clean run).
 TABLE3_ATTACKS = ("resize:0.78", "resize:0.25", "blur:3", "blur:5", "noise:3", "noise:5", "jpeg:50", "jpeg:100")
@@ -43,16 +45,20 @@ class Attack(NamedTuple):
     value: float
 
     def __str__(self) -> str:
-        return f"{self.kind}:{self.value:g}"
+        return f"{self.kind}:{self._value}"
+
+    @property
+    def _value(self) -> str:
+        return str(self.value) if isinstance(self.value, int) else f"{self.value:g}"
 
     @property
     def label(self) -> str:
         """The row name used by the paper's Table 3."""
         return {
-            "resize": f"Resize({self.value:g}x)",
-            "blur": f"GaussianBlur(size={self.value:g})",
-            "noise": f"GaussianNoise(sigma={self.value:g})",
-            "jpeg": f"JPEGCompress({self.value:g})",
+            "resize": f"Resize({self._value}x)",
+            "blur": f"GaussianBlur(size={self._value})",
+            "noise": f"GaussianNoise(sigma={self._value})",
+            "jpeg": f"JPEGCompress({self._value})",
         }[self.kind]
 
 
@@ -61,7 +67,7 @@ def parse_attack(spec: str | Attack) -> Attack:
     if isinstance(spec, Attack):
         return spec
     help_text = (f"expected 'KIND:VALUE' with KIND one of resize (factor in (0, {MAX_RESIZE:g}]), "
-                 "blur (odd kernel size >= 1), "
+                 f"blur (odd kernel size 1..{MAX_BLUR}), "
                  "noise (std >= 0 on the 0-255 scale), jpeg (quality 0..100), e.g. 'jpeg:50'")
     if not isinstance(spec, str) or spec.count(":") != 1:
         raise ValueError(f"bad attack {spec!r}; {help_text}")
@@ -77,11 +83,11 @@ def parse_attack(spec: str | Attack) -> Attack:
         raise ValueError(f"attack value {text!r} in {spec!r} must be a finite number; {help_text}")
     integral = value.is_integer()
     if kind == "resize" and not 0 < value <= MAX_RESIZE:
-        raise ValueError(f"resize factor {value:g} in {spec!r} must be > 0 and <= {MAX_RESIZE:g}")
-    if kind == "blur" and not (integral and value >= 1 and int(value) % 2 == 1):
-        raise ValueError(f"blur kernel size {text} in {spec!r} must be an odd integer >= 1")
+        raise ValueError(f"resize factor {text} in {spec!r} must be > 0 and <= {MAX_RESIZE:g}")
+    if kind == "blur" and not (integral and 1 <= value <= MAX_BLUR and int(value) % 2 == 1):
+        raise ValueError(f"blur kernel size {text} in {spec!r} must be an odd integer from 1 to {MAX_BLUR}")
     if kind == "noise" and not value >= 0:
-        raise ValueError(f"noise std {value:g} in {spec!r} must be >= 0")
+        raise ValueError(f"noise std {text} in {spec!r} must be >= 0")
     if kind == "jpeg" and not (integral and 0 <= value <= 100):
         raise ValueError(f"JPEG quality {text} in {spec!r} must be an integer in 0..100")
     return Attack(kind, int(value) if kind in ("blur", "jpeg") else value)

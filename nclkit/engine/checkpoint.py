@@ -18,7 +18,8 @@ from ..models import build_model
 from ..presets import Config, upgrade_dict
 
 __all__ = ["save_checkpoint", "read_checkpoint", "load_model", "rng_state", "set_rng_state", "MODEL_KEYS", "FREE_KEYS",
-           "RESUME_KEYS", "nonfinite_tensors", "check_finite_weights", "check_compatible", "check_resumable"]
+           "RESUME_KEYS", "checkpoint_config", "nonfinite_tensors", "check_finite_weights", "check_compatible",
+           "check_resumable"]
 
 # Config keys that change the network's parameters or what its blocks return: a checkpoint cannot be
 # loaded (or a run resumed) across these.
@@ -87,7 +88,15 @@ def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         raise ValueError(f"checkpoint {path} could not be read ({type(err).__name__}: {first})") from None
     if not isinstance(state, dict) or "model" not in state or "config" not in state:
         raise ValueError(f"{path} is not an nclkit checkpoint (no 'model' and 'config' entries)")
+    if not isinstance(state["config"], dict):
+        raise ValueError(f"checkpoint {path}: its config is a {type(state['config']).__name__}, not an nclkit "
+                         "config (key: value pairs)")
     return state
+
+
+def checkpoint_config(state: dict[str, Any], path: str | Path) -> Config:
+    """The Config a checkpoint holds, every value checked as `Config.validate` checks it (errors name the file)."""
+    return Config.from_dict(state["config"], source=f"checkpoint {path}")
 
 
 def check_compatible(saved: dict[str, Any], cfg: Config, path: str | Path) -> None:
@@ -133,7 +142,7 @@ def load_model(path: str | Path, device: str | torch.device = "cpu", cfg: Config
     missing = [k for k in MODEL_KEYS if k not in upgrade_dict(state["config"])]
     if missing:
         raise ValueError(f"checkpoint {path}: its config lacks {missing} (written by another nclkit version?)")
-    saved = Config.from_dict(state["config"])
+    saved = checkpoint_config(state, path)
     if cfg is not None:
         check_compatible(state["config"], cfg, path)
     check_finite_weights(state["model"], path)

@@ -1,12 +1,20 @@
-"""Where a run computes and how: the device, its name for reports, and the autocast precision.
+"""Where a run computes and how: the device, its name for reports, the autocast precision, and how
+many CPU threads a run should use.
 
 bf16 autocast on GPUs (fp16 with a gradient scaler where bf16 is missing); on a CPU bf16 autocast
 where it has native bf16 instructions (elsewhere bf16 is emulated and slower), fp32 otherwise.
+
+CPU threads: PyTorch splits every operation into one share per thread and waits for the last share.
+When another process keeps a core busy, the share on that core waits for its turn at every one of
+the thousands of operations of a step, and the whole step with it: training slows many times over,
+far below what one thread alone runs at. `cpu_threads` leaves the busy cores out.
 """
 from __future__ import annotations
 
+import math
 import os
 import platform
+import time
 from pathlib import Path
 
 import torch
@@ -14,7 +22,7 @@ import torch
 from ..presets import Config
 
 __all__ = ["pick_device", "device_name", "cpu_has_native_bf16", "cuda_has_native_bf16", "autocast_dtype",
-           "inference_dtype", "precision_name"]
+           "inference_dtype", "precision_name", "cpu_threads", "busy_cores"]
 
 
 def pick_device(device: str | torch.device | None = None) -> torch.device:
@@ -129,3 +137,36 @@ def autocast_dtype(cfg: Config, device: torch.device) -> torch.dtype | None:
 def precision_name(cfg: Config, device: torch.device) -> str:
     """How a training step of `cfg` computes on `device`, for reports: "bfloat16", "float16" or "fp32"."""
     return str(autocast_dtype(cfg, device) or "fp32").replace("torch.", "")
+
+
+def busy_cores(seconds: float = 0.5) -> float | None:
+    """How many cores other processes keep busy, measured over `seconds` while this one sleeps
+    (/proc/stat); on a system without it, the 1-minute load average; None where neither exists."""
+    def busy_and_total() -> tuple[int, int]:
+        ticks = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]  # user .. steal
+        return sum(ticks) - ticks[3] - ticks[4], sum(ticks)  # idle and iowait are not busy
+
+    try:
+        busy0, total0 = busy_and_total()
+        time.sleep(seconds)
+        busy1, total1 = busy_and_total()
+    except (OSError, ValueError, IndexError):
+        try:
+            return os.getloadavg()[0]
+        except (OSError, AttributeError):  # Windows
+            return None
+    return (busy1 - busy0) / max(total1 - total0, 1) * (os.cpu_count() or 1)
+
+
+def cpu_threads() -> int:
+    """The thread count a CPU run should use: torch's own (one per core, or OMP_NUM_THREADS where it is
+    set), less one per core that other processes keep busy (see the module docstring), at least 1.
+
+    A core counts as busy when other processes use at least half of it. The count changes a run's
+    arithmetic in its last bits, so a resumed run keeps the count it started with (nclkit.cli).
+    """
+    own = torch.get_num_threads()
+    if os.environ.get("OMP_NUM_THREADS"):
+        return own  # chosen by the user
+    others = busy_cores()
+    return own if others is None else max(1, min(own, (os.cpu_count() or own) - math.floor(others + 0.5)))

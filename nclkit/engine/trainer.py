@@ -15,8 +15,9 @@ checkpoints and the log.
 
 Nothing goes silently wrong: the manifest is validated and every file's header read before the
 model is built; a non-finite loss stops training at once (TrainingDiverged) and no checkpoint with
-non-finite weights is ever written; a run folder is never replaced without `overwrite=True`; the
-log is written after the checkpoint it describes.
+non-finite weights is ever written; a run folder is never replaced without `overwrite=True`, and is
+written by one process at a time (a second is refused); the log is written after the checkpoint it
+describes; a train split without a tampered image is refused for the NCL variants.
 """
 from __future__ import annotations
 
@@ -44,12 +45,12 @@ from ..presets import Config
 from ..version import __version__
 from . import distributed as dist_utils
 from .checkpoint import (
-    check_compatible, check_finite_weights, check_resumable, nonfinite_tensors, read_checkpoint, rng_state,
-    save_checkpoint, set_rng_state,
+    check_compatible, check_finite_weights, check_resumable, checkpoint_config, nonfinite_tensors, read_checkpoint,
+    rng_state, save_checkpoint, set_rng_state,
 )
 from .devices import autocast_dtype, device_name
 from .evaluator import evaluate
-from .outputs import last_checkpoint_note, prepare_run_dir
+from .outputs import claim_run_dir, last_checkpoint_note, prepare_run_dir
 
 __all__ = ["train", "TrainingDiverged", "LossModel", "Training", "build_training", "build_optimizer", "poly_lambda",
            "train_one_epoch", "EpochResult"]
@@ -208,12 +209,23 @@ def train(
     Raises:
         DataError: a bad manifest record or file (all files' headers are read before training starts).
         TrainingDiverged: the loss or the weights became non-finite (nothing non-finite is saved).
-        ValueError: out_dir holds a run and neither resume nor overwrite was given, or a changed config on resume.
+        ValueError: out_dir holds a run and neither resume nor overwrite was given, a changed config on resume,
+            or another process is training in out_dir (a run folder is held by one process: outputs.claim_run_dir).
+        ImportError: `tensorboard=True` without TensorBoard installed (the message says how to install it).
     """
     if cfg.epochs < 1:
         raise ValueError(f"epochs={cfg.epochs}; expected >= 1")
+    writer_class = _summary_writer() if tensorboard else None  # an optional package: checked before any work
     world = dist_utils.setup(device)
-    out_dir = prepare_run_dir(Path(out_dir), resume=resume, overwrite=overwrite, main_process=world.is_main)
+    with claim_run_dir(out_dir, main_process=world.is_main) as folder:  # a second process is refused, not interleaved
+        folder = prepare_run_dir(folder, resume=resume, overwrite=overwrite, main_process=world.is_main)
+        return _run(cfg, manifest, folder, world, resume, allow_changes, progress,
+                    writer_class if world.is_main else None)
+
+
+def _run(cfg: Config, manifest, out_dir: Path, world: dist_utils.World, resume: bool, allow_changes: bool,
+         progress: bool, writer_class) -> dict[str, Any]:
+    """`train` in a folder it holds: data, model, epochs, checkpoints, log."""
     _seed_everything(cfg.seed + world.rank)
     dataset, val_records = _training_data(cfg, manifest, world, out_dir)
     t = build_training(cfg, world.device, total_steps=_steps_per_epoch(cfg, len(dataset), world) * cfg.epochs)
@@ -223,7 +235,7 @@ def train(
     run = _resume(t, cfg, out_dir, world, allow_changes) if resume else RunState()
     if world.is_main:
         (out_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
-    writer = _tensorboard(out_dir) if tensorboard and world.is_main else None
+    writer = writer_class(log_dir=str(out_dir / "tensorboard")) if writer_class is not None else None
     out_of_time, first = False, run.epoch
     for epoch in range(run.epoch, cfg.epochs):
         t0 = time.perf_counter()
@@ -271,8 +283,9 @@ def _training_data(cfg: Config, manifest, world: dist_utils.World, out_dir: Path
     # Model selection reads pixel F1/AUC only, which authentic images do not enter: skip predicting them.
     val_records = [r for r in read_manifest(manifest) if r.split == "val" and r.label == 1]
     train_records += forged
-    scan_records(train_records)  # a bad file fails now, not when its batch comes
-    scan_records(val_records, decode=True)  # validation would first decode them after a whole epoch
+    _check_tampered(cfg, manifest, train_records, world)
+    scan_records(train_records + val_records)  # a bad file fails now, not when its batch comes; one mask warning
+    scan_records(val_records, decode=True, check_masks=False)  # validation would first decode them after an epoch
     if not val_records and world.is_main:
         warnings.warn(f"{manifest} has no tampered image in split 'val': best.pt will be the last epoch (never selected on 'test')")
     dataset = ManifestDataset(train_records, cfg, train=True, cache=cfg.cache_images)
@@ -281,6 +294,19 @@ def _training_data(cfg: Config, manifest, world: dist_utils.World, out_dir: Path
     if len(dataset) < world.size:
         raise ValueError(f"{manifest}: {len(dataset)} training images cannot feed {world.size} processes")
     return dataset, val_records
+
+
+def _check_tampered(cfg: Config, manifest, records: list, world: dist_utils.World) -> None:
+    """The NCL variants learn from tampered regions (eq. 7): a train split without any is refused; BCE
+    alone (variant 'base') would only learn that nothing is ever tampered, which is said."""
+    if any(r.label == 1 for r in records):
+        return
+    text = f"{manifest}: split 'train' has no tampered image ({len(records)} authentic)"
+    if cfg.variant != "base":
+        raise ValueError(f"{text}; the {cfg.variant!r} variant learns from tampered regions: add tampered images "
+                         "with masks")
+    if world.is_main:
+        warnings.warn(f"{text}: the model can only learn that nothing is tampered", stacklevel=4)
 
 
 def _forged_records(cfg: Config, manifest, world: dist_utils.World, out_dir: Path) -> list:
@@ -325,6 +351,7 @@ def _resume(t: Training, cfg: Config, out_dir: Path, world: dist_utils.World, al
     if not last_path.is_file():
         raise FileNotFoundError(f"--resume: no checkpoint at {last_path}; start without --resume")
     state = read_checkpoint(last_path)
+    checkpoint_config(state, last_path)  # its values checked as a config.json's are
     check_compatible(state["config"], cfg, last_path)
     check_resumable(state, cfg, last_path, allow_changes=allow_changes)
     check_finite_weights(state["model"], last_path)
@@ -359,7 +386,8 @@ def _end_epoch(t: Training, cfg: Config, run: RunState, epoch: int, res: EpochRe
     run.step = res.step
     run.train_seconds += seconds
     row = {"epoch": epoch + 1, "step": run.step, "lr": t.scheduler.get_last_lr()[0], "seconds": round(seconds, 3),
-           "images_per_s": round(res.images * world.size / max(seconds, 1e-9), 2), **res.terms}
+           "images_per_s": round(res.images * world.size / max(seconds, 1e-9), 2), **res.terms,
+           **({"threads": torch.get_num_threads()} if t.device.type == "cpu" else {})}  # its speed depends on them
     is_last = epoch + 1 == cfg.epochs or res.out_of_time
     if val_records and world.is_main and ((epoch + 1) % cfg.val_every == 0 or is_last):
         try:
@@ -439,9 +467,11 @@ def _rewrite_log(out_dir: Path, history: list[dict[str, Any]]) -> None:
     tmp.replace(out_dir / "log.jsonl")
 
 
-def _tensorboard(out_dir: Path):
+def _summary_writer():
+    """TensorBoard's SummaryWriter class; ImportError with the command that installs it."""
     try:  # imported here: TensorBoard is optional, and slow to import
         from torch.utils.tensorboard import SummaryWriter
     except ImportError as err:
-        raise ImportError("TensorBoard logging needs `pip install nclkit[tensorboard]`") from err
-    return SummaryWriter(log_dir=str(out_dir / "tensorboard"))
+        raise ImportError("--tensorboard needs TensorBoard, which is not installed: "
+                          "pip install 'nclkit[tensorboard]' (or pip install tensorboard)") from err
+    return SummaryWriter

@@ -1,4 +1,8 @@
-"""Predict your own image files: a probability PNG and an overlay PNG for each (`nclkit predict`)."""
+"""Predict your own image files: a probability PNG and an overlay PNG for each (`nclkit predict`).
+
+The PNGs it writes carry a mark (OUTPUT_MARK), and are skipped when a later run meets them among its
+inputs (a run whose --out is the folder it predicts, run twice): a map is never predicted as a photo.
+"""
 from __future__ import annotations
 
 import os
@@ -9,6 +13,7 @@ from typing import Iterable
 import numpy as np
 import torch
 from PIL import Image
+from PIL.PngImagePlugin import PngInfo
 from torch import nn
 
 from ..data import DataError, load_image
@@ -16,7 +21,12 @@ from ..data.io import IMAGE_SUFFIXES
 from ..engine.predict import predict_probability
 from .overlays import overlay
 
-__all__ = ["predict_files", "PredictionSummary", "collect_image_paths"]
+__all__ = ["predict_files", "PredictionSummary", "collect_image_paths", "is_prediction_output", "OUTPUT_MARK"]
+
+# The PNG text entry every file predict_files writes carries.
+OUTPUT_MARK = ("Software", "nclkit predict")
+# The names it gives them: inside its output folder, files so named count as its outputs even unmarked.
+_OUTPUT_ENDINGS = ("_prob.png", "_overlay.png")
 
 
 def collect_image_paths(paths: Iterable[str | os.PathLike]) -> list[Path]:
@@ -31,12 +41,26 @@ def collect_image_paths(paths: Iterable[str | os.PathLike]) -> list[Path]:
     return out
 
 
+def is_prediction_output(path: Path, out_dir: str | os.PathLike | None = None) -> bool:
+    """True for a PNG that predict_files wrote: it carries OUTPUT_MARK, or lies in `out_dir` named as its outputs."""
+    if path.suffix.lower() != ".png" or not path.is_file():
+        return False
+    if out_dir is not None and path.name.endswith(_OUTPUT_ENDINGS) and path.parent.resolve() == Path(out_dir).resolve():
+        return True
+    try:
+        with Image.open(path) as im:
+            return im.info.get(OUTPUT_MARK[0]) == OUTPUT_MARK[1]
+    except Exception:  # noqa: BLE001 - not a readable PNG: predicting it will say why
+        return False
+
+
 @dataclass
 class PredictionSummary:
     """What `predict_files` wrote and which inputs failed (path, reason)."""
 
     written: list[tuple[Path, Path, Path]] = field(default_factory=list)  # (input, prob png, overlay png)
     failures: list[tuple[Path, str]] = field(default_factory=list)
+    skipped: list[Path] = field(default_factory=list)  # earlier outputs of predict_files among the inputs
 
     @property
     def ok(self) -> bool:
@@ -46,7 +70,8 @@ class PredictionSummary:
         return self.report()
 
     def report(self) -> str:
-        lines = [f"{len(self.written)} image(s) predicted, {len(self.failures)} failed"]
+        lines = [f"{len(self.written)} image(s) predicted, {len(self.failures)} failed"
+                 + (f", {len(self.skipped)} earlier output(s) of nclkit predict skipped" if self.skipped else "")]
         lines += [f"  FAILED {path}: {reason}" for path, reason in self.failures]
         return "\n".join(lines)
 
@@ -70,8 +95,9 @@ def predict_files(
     """Predict every image of ``paths`` (files or folders, any format `load_image` reads).
 
     Writes ``<stem>_prob.png`` (probability as grey 0-255) and ``<stem>_overlay.png`` (pixels with
-    ``prob > threshold`` tinted red) into ``out_dir``. A file that cannot be read is recorded with
-    its DataError message and skipped; the others are still predicted.
+    ``prob > threshold`` tinted red) into ``out_dir``, each marked as its output (OUTPUT_MARK). A file
+    that cannot be read is recorded with its DataError message and skipped; the others are still
+    predicted. Earlier outputs among the inputs (`is_prediction_output`) are skipped and counted.
 
     Returns:
         PredictionSummary; ``.report()`` lists the failures at the end, ``.ok`` is False if any.
@@ -82,7 +108,12 @@ def predict_files(
     out.mkdir(parents=True, exist_ok=True)
     summary = PredictionSummary()
     used: set[str] = set()
+    mark = PngInfo()
+    mark.add_text(*OUTPUT_MARK)
     for path in collect_image_paths(paths):
+        if is_prediction_output(path, out):
+            summary.skipped.append(path)
+            continue
         try:
             image = load_image(path)
         except DataError as err:
@@ -91,7 +122,7 @@ def predict_files(
         prob = predict_probability(model, image, device=device, max_side=max_side)
         stem = _unique_stem(path, used)
         prob_path, overlay_path = out / f"{stem}_prob.png", out / f"{stem}_overlay.png"
-        Image.fromarray(np.rint(prob * 255).astype(np.uint8)).save(prob_path)
-        Image.fromarray(overlay(image, prob > threshold)).save(overlay_path)
+        Image.fromarray(np.rint(prob * 255).astype(np.uint8)).save(prob_path, pnginfo=mark)
+        Image.fromarray(overlay(image, prob > threshold)).save(overlay_path, pnginfo=mark)
         summary.written.append((path, prob_path, overlay_path))
     return summary

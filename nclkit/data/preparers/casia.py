@@ -26,7 +26,8 @@ CASIA v1 reads (tampered and ground-truth folders are searched recursively):
                 by source photo so that no photo appears in two splits (see `casia1_groups`).
 
 Tampered images without a mask and masks whose size differs from the image (CASIA has both)
-are excluded, all named in one warning.
+are excluded, all named in one warning. The two versions name their tampered images apart (v1
+`Sp_*`, v2 `Tp_*`): a folder of the other version's images is refused, never labelled as this one.
 """
 from __future__ import annotations
 
@@ -198,6 +199,20 @@ def grouped_split(groups: dict[str, str], tampered: set[str]) -> dict[str, str]:
     return {stem: split_of[g] for stem, g in groups.items()}
 
 
+# How each version names its tampered images; the names tell one version's folder from the other's.
+_TAMPERED_PREFIX = {"CASIA v1": "Sp_", "CASIA v2": "Tp_"}
+
+
+def _check_version(images: list[Path], name: str, tp: Path) -> None:
+    """Refuse tampered images that all carry the other CASIA version's prefix."""
+    (other, prefix), = ((k, v) for k, v in _TAMPERED_PREFIX.items() if k != name)
+    theirs = [p.name for p in images if p.name.startswith(prefix)]
+    if theirs and not any(p.name.startswith(_TAMPERED_PREFIX[name]) for p in images):
+        command = "casia2" if other == "CASIA v2" else "casia1"
+        raise DataError(f"{tp}: the tampered images are named {prefix}* (e.g. {theirs[0]}), as {other} names them, "
+                        f"not {_TAMPERED_PREFIX[name]}* as {name} does; for {other} use `nclkit prepare {command}`")
+
+
 def _warn_excluded(name: str, unpaired: list[str], bad_size: list[str], gt: Path) -> None:
     text = f"{len(unpaired)} tampered image(s) with no mask in {gt.name}: {unpaired}" if unpaired else None
     warn_left_out(f"{name}: excluded", text, bad_size, stacklevel=4)
@@ -208,8 +223,9 @@ def prepare_casia2(root: str | os.PathLike, out: str | os.PathLike) -> Path:
     root, name = Path(root), "CASIA v2"
     tp, gt = _layout(root, name, ["Tp"], ["Gt", "CASIA 2 Groundtruth", "groundtruth"])
     masks = _index(list_images(gt, recursive=True), "mask")
-    records, unpaired = [], []
-    for img in list_images(tp, recursive=True):
+    records, unpaired, images = [], [], list_images(tp, recursive=True)
+    _check_version(images, name, tp)
+    for img in images:
         mask = masks.get(f"{img.stem}_gt")
         if mask is None:
             unpaired.append(img.name)
@@ -231,7 +247,9 @@ def prepare_casia1(root: str | os.PathLike, out: str | os.PathLike, protocol: st
     xlsx = next(iter(sorted(gt.rglob("FileNameCorrection.xlsx"))), None)
     corrections = read_name_corrections(xlsx) if xlsx else {}
     masks = _index(list_images(gt, recursive=True), "mask")
-    pairs, unpaired, _ = _pair_casia1(list_images(tp, recursive=True), masks, corrections)
+    images = list_images(tp, recursive=True)
+    _check_version(images, name, tp)
+    pairs, unpaired, _ = _pair_casia1(images, masks, corrections)
     records = [Record(image=str(img), mask=str(mask), label=1, dataset="casia1", split="test",
                       id=f"casia1/{img.stem}", protocol=protocol) for img, mask in pairs]
     records += _authentic(root, records, "casia1", lambda stem: "test", protocol)

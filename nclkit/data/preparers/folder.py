@@ -8,8 +8,10 @@ Reads:
 Writes: nothing; `folder_records` returns manifest records (split "test", dataset "folder")
 for `nclkit eval --images DIR --masks DIR`.
 
-Pairing is by name only, never by sort order. Images without a mask, masks that fit two images,
-and masks whose size differs from the image are named in one warning and left out.
+Pairing is by name only, never by sort order. Images without a mask and masks whose size differs
+from the image are named in one warning and left out; a mask that fits two images (two masks for
+one image, or one mask for two images of one name in two sub-folders) is an error, as is a set
+where no pair is left.
 """
 from __future__ import annotations
 
@@ -48,12 +50,16 @@ def folder_records(images: str | os.PathLike, masks: str | os.PathLike,
         if key in by_key:
             raise DataError(f"{m}: mask name fits the same image as {by_key[key]}; keep one mask per image")
         by_key[key] = m
-    records, unpaired = [], []
+    records, unpaired, claimed = [], [], {}
     for img in list_images(images, recursive=True):
         mask = by_key.get(img.stem)
         if mask is None or mask.resolve() == img.resolve():
             unpaired.append(img.name)
             continue
+        if mask in claimed:
+            raise DataError(f"{mask}: one mask fits two images, {claimed[mask]} and {img}; give each image "
+                            "its own mask (or evaluate the sub-folders one at a time)")
+        claimed[mask] = img
         records.append(Record(image=str(img), mask=str(mask), label=1, dataset=dataset, split="test",
                               id=f"{dataset}/{img.relative_to(images).with_suffix('').as_posix()}"))
     if not records:
@@ -67,6 +73,9 @@ def folder_records(images: str | os.PathLike, masks: str | os.PathLike,
                            id=f"{dataset}/authentic/{p.relative_to(authentic).with_suffix('').as_posix()}")
                     for p in list_images(authentic, recursive=True)]
     records, bad_size = mis_sized(records)
+    if not any(r.label == 1 for r in records):
+        raise DataError(f"{images}: no usable image/mask pair: every mask's size differs from its image's (HxW): "
+                        + "; ".join(bad_size[:5]) + (f"; and {len(bad_size) - 5} more" if len(bad_size) > 5 else ""))
     text = f"{len(unpaired)} image(s) without a mask in {masks}: {unpaired}" if unpaired else None
     warn_left_out(f"{images}: left out", text, bad_size, stacklevel=2)
     validate_manifest(records, check_files=False)
