@@ -398,3 +398,17 @@ def test_prepare_scripts_print_one_line(tmp_path):
                           capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert proc.stderr.strip().count("\n") == 0 and "nowhere" in proc.stderr
+
+
+@pytest.mark.slow
+def test_prepare_scripts_are_the_cli(tmp_path):
+    # The scripts run `nclkit prepare`: casia1's takes --protocol, another dataset's refuses it in one line.
+    def script(name, *argv):
+        return subprocess.run([sys.executable, str(REPO / "data_scripts" / f"prepare_{name}.py"), "--root",
+                               str(tmp_path / "nowhere"), "--out", str(tmp_path / "m.jsonl"), *argv],
+                              capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
+
+    casia = script("casia1", "--protocol", "grouped")
+    assert casia.returncode == 2 and casia.stderr.startswith("nclkit prepare: error:") and "nowhere" in casia.stderr
+    other = script("coverage", "--protocol", "grouped")
+    assert other.returncode == 2 and "only casia1 takes --protocol" in other.stderr

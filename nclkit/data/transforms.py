@@ -19,6 +19,7 @@ import torch
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
+from ..presets import Config
 from .errors import DataError
 
 __all__ = ["MEAN", "STD", "to_tensor_image", "denormalize", "JointTransform", "build_transforms"]
@@ -142,7 +143,7 @@ class JointTransform:
                 f"scale_range={self.scale_range})")
 
 
-def build_transforms(cfg: Any, train: bool, resize: int | None = None) -> JointTransform:
+def build_transforms(cfg: Config, train: bool, resize: int | None = None) -> JointTransform:
     """The train (scale + crop + flips) or eval (full image) transform for a Config.
 
     Args:
@@ -153,8 +154,8 @@ def build_transforms(cfg: Any, train: bool, resize: int | None = None) -> JointT
             cfg.train_max_side, so a model can learn at the scale it predicts at (eval_max_side).
     """
     if train:
-        if resize is None and getattr(cfg, "train_max_side", 0):
+        if resize is None and cfg.train_max_side:
             resize = int(cfg.train_max_side)
-        scale = (float(getattr(cfg, "scale_min", 1.0)), float(getattr(cfg, "scale_max", 1.0)))
+        scale = (float(cfg.scale_min), float(cfg.scale_max))  # the defaults are the Config's, nowhere else
         return JointTransform(crop_size=int(cfg.crop_size), flip=True, resize=resize, scale_range=scale)
     return JointTransform(crop_size=None, flip=False, resize=resize)

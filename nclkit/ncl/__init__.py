@@ -13,7 +13,7 @@ from .total_loss import LOSS_VARIANTS, LossOutput, NCLCriterion
 
 __all__ = [
     "AUTHENTIC", "TAMPERED", "CONTOUR", "IGNORE", "categorize_patches", "cell_fraction", "patch_fraction",
-    "LOSS_VARIANTS", "LossOutput", "NCLCriterion", "patch_categories", "patch_cells", "sample_patches", "batch_ncl_loss", "ncl_terms",
-    "ncl_terms_batched", "bce_loss", "pc_loss", "resize_bool", "shrink_mask", "MaskedBatchNorm", "PivotBranch",
-    "PivotNetwork",
+    "LOSS_VARIANTS", "LossOutput", "NCLCriterion", "patch_categories", "patch_cells", "sample_patches",
+    "batch_ncl_loss", "ncl_terms", "ncl_terms_batched", "bce_loss", "pc_loss", "resize_bool", "shrink_mask",
+    "MaskedBatchNorm", "PivotBranch", "PivotNetwork",
 ]
