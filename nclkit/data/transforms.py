@@ -19,7 +19,6 @@ import torch
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
-from ..presets import Config
 from .errors import DataError
 
 __all__ = ["MEAN", "STD", "to_tensor_image", "denormalize", "JointTransform", "build_transforms"]
@@ -143,11 +142,12 @@ class JointTransform:
                 f"scale_range={self.scale_range})")
 
 
-def build_transforms(cfg: Config, train: bool, resize: int | None = None) -> JointTransform:
+def build_transforms(cfg: Any, train: bool, resize: int | None = None) -> JointTransform:
     """The train (scale + crop + flips) or eval (full image) transform for a Config.
 
     Args:
-        cfg: a Config; `crop_size`, `train_max_side`, `scale_min` and `scale_max` are read.
+        cfg: a Config; `crop_size`, `train_max_side`, `scale_min` and `scale_max` are read (their
+            defaults are the Config's alone).
         train: scale down to cfg.train_max_side (0 = keep), random scale, random crop to
             cfg.crop_size and flips when True; full image when False.
         resize: optional longer-side limit applied first (both modes); in training it defaults to
@@ -156,6 +156,6 @@ def build_transforms(cfg: Config, train: bool, resize: int | None = None) -> Joi
     if train:
         if resize is None and cfg.train_max_side:
             resize = int(cfg.train_max_side)
-        scale = (float(cfg.scale_min), float(cfg.scale_max))  # the defaults are the Config's, nowhere else
+        scale = (float(cfg.scale_min), float(cfg.scale_max))
         return JointTransform(crop_size=int(cfg.crop_size), flip=True, resize=resize, scale_range=scale)
     return JointTransform(crop_size=None, flip=False, resize=resize)
