@@ -4,10 +4,10 @@
         [--threads N] [--out FILE.json]
 
 The full training step (train_step.py) times eq. 7 only as the difference between two noisy step
-times. This script times `batch_ncl_loss` by itself on the preset's tapped feature map (block
-`pivot_block` of a `--size` px crop: the shape, channels and layout the preset's encoder would give
-it, filled with random values), in the precision training uses on this device, with the masks of
-train_step.py's batch:
+times. This script times `batch_ncl_loss` (`NCLCriterion.ncl`) by itself on the preset's tapped
+feature map (block `pivot_block` of a `--size` px crop: the shape, channels and layout the preset's
+model would give it, filled with random values), in the precision training uses on this device,
+with the masks of train_step.py's batch:
 
 - whole: the loss forward + backward into the feature map (what the NCL term adds to a step);
 - its pieces, forward only: patch categories, patch sampling, the cell gather, the pivot network,
@@ -32,10 +32,10 @@ from typing import Callable
 import torch
 
 from nclkit.engine.devices import device_name, pick_device, precision_name
-from nclkit.models.encoders import get_encoder
-from nclkit.models.pivot import PivotNetwork
+from nclkit.models import build_model
+from nclkit.ncl import NCLCriterion
 from nclkit.ncl.categorize import AUTHENTIC, CONTOUR, TAMPERED
-from nclkit.ncl.ncl_loss import batch_ncl_loss, ncl_terms_batched
+from nclkit.ncl.ncl_loss import ncl_terms_batched
 from nclkit.ncl.sampling import patch_categories, patch_cells, sample_patches
 from nclkit.presets import get_config
 
@@ -77,13 +77,13 @@ def main(argv=None) -> dict:
     cfg = get_config(args.preset)
     device = pick_device(args.device)
     batch, size = args.batch or cfg.batch_size, args.size or cfg.crop_size
-    encoder = get_encoder(cfg.encoder, cfg.output_stride, block1=cfg.block1, width=cfg.encoder_width)
-    # The map the pivot taps: its channels and stride as the preset's encoder gives them.
-    channels, stride = encoder.channels[cfg.pivot_block - 1], encoder.strides[cfg.pivot_block - 1]
+    model = build_model(cfg)
+    # The map the pivot taps: its channels and stride as the preset's model gives them.
+    pivot, stride = model.pivot.to(device).train(), model.pivot_stride
+    channels, criterion = pivot.channels, NCLCriterion.from_config(cfg)
     precision = precision_name(cfg, device)
     dtype = {"bfloat16": torch.bfloat16, "float16": torch.float16}.get(precision, torch.float32)
     _, mask, valid = (x.to(device) for x in _make_batch()(batch, size, cfg.seed))
-    pivot = PivotNetwork(channels).to(device).train()
     feature = torch.randn(batch, channels, size // stride, size // stride, device=device).to(dtype)
     layouts = {"preset": torch.channels_last if cfg.channels_last else torch.contiguous_format,
                "nchw": torch.contiguous_format}
@@ -93,14 +93,14 @@ def main(argv=None) -> dict:
         def run() -> None:
             f = feature.contiguous(memory_format=layout).requires_grad_()
             with autocast():
-                loss = batch_ncl_loss(pivot, f, mask, cfg, valid)[0]
+                loss = criterion.ncl(pivot, f, mask, valid)[0]
             loss.backward()
         return run
 
     # The pieces, forward only, on the preset's layout.
     f = feature.contiguous(memory_format=layouts["preset"])
     grid = tuple(f.shape[-2:])
-    codes = patch_categories(mask, grid, cfg, valid)
+    codes = patch_categories(mask, grid, cfg.patch_size, cfg.tolerance, valid)
     flat, gw, P = codes.flatten(1), codes.shape[2], cfg.patch_size
     drawn = [sample_patches(flat == c, cfg.max_patches) for c in (TAMPERED, AUTHENTIC, CONTOUR)]
     (t_idx, t_valid), (a_idx, a_valid), (c_idx, c_valid) = drawn
@@ -112,7 +112,7 @@ def main(argv=None) -> dict:
         contour_rows, contour_valid = cells[:, k_t + k_a:].flatten(1, 2), c_valid.repeat_interleave(P * P, 1)
         se_plus, se_minus, has = pivot(contour_rows, contour_valid)
     pieces = {
-        "categories": lambda: patch_categories(mask, grid, cfg, valid),
+        "categories": lambda: patch_categories(mask, grid, cfg.patch_size, cfg.tolerance, valid),
         "sampling": lambda: [sample_patches(flat == c, cfg.max_patches) for c in (TAMPERED, AUTHENTIC, CONTOUR)],
         "gather": lambda: patch_cells(f, idx, gw, P),
         "pivot": lambda: pivot(contour_rows, contour_valid),

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import statistics
 import time
 from pathlib import Path
@@ -36,6 +35,7 @@ import torch.nn.functional as F
 
 from nclkit.data import load_image, load_mask
 from nclkit.data.transforms import to_tensor_image
+from nclkit.engine.devices import device_name
 from nclkit.models import build_model
 from nclkit.ncl import AUTHENTIC, CONTOUR, TAMPERED, NCLCriterion, categorize_patches, cell_fraction
 from nclkit.presets import get_config
@@ -124,7 +124,7 @@ def measure(image_id: str, data: Path, size: int, cap: int, draws: int, separati
     full_s = time.perf_counter() - t0
     row = {"image": image_id, "separation": separation, **counts, "loss_full": round(full[0], 4), "full_seconds": round(full_s, 1)}
     for weighting in (False, True):
-        crit = NCLCriterion(cfg.replace(sample_weighting=weighting))
+        crit = NCLCriterion.from_config(cfg.replace(sample_weighting=weighting))
         runs = []
         for d in range(draws):
             g = torch.Generator().manual_seed(1000 + d)
@@ -175,7 +175,7 @@ def main(argv=None) -> dict:
                                      for k in rows[0][key]}
                for sep in seps for key in ("plain", "weighted")}
     res = {"benchmark": "ncl_sampling", "size": args.size, "cap": args.cap, "draws": args.draws, "separation": seps,
-           "images": [r["image"] for r in rows], "cpu": platform.processor() or platform.machine(),
+           "images": [r["image"] for r in rows], "cpu": device_name(torch.device("cpu")),
            "torch": torch.__version__, "threads": torch.get_num_threads(), "median": summary, "rows": rows,
            "total_s": round(time.perf_counter() - t0, 1)}
     print("median over images:", json.dumps(summary))

@@ -60,8 +60,9 @@ def _add_config_args(p: argparse.ArgumentParser, variant: bool = True) -> None:
 
     p.add_argument("--preset", choices=sorted(PRESETS),
                    help="quick: small model for a CPU on the synthetic set; real: the CPU recipe for real photos "
-                        "(CASIA v1 size); paper: ResNet-101, OS 8, 512 px, batch 4 "
-                        "(default: quick; with --resume, the run's own config)")
+                        "(CASIA v1 size); paper: ResNet-101, OS 8, 512 px, batch 4; course_gpu: the paper's recipe "
+                        "cut to a free T4 (ResNet-50, OS 16, 256 px) (default: quick; with --resume, the run's own "
+                        "config)")
     if variant:
         p.add_argument("--variant", choices=VARIANTS,
                        help="Table 5 row: base (BCE), pivot (BCE + NCL), full (NCL + PC; default)")
@@ -262,10 +263,7 @@ def cmd_synth(args) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="nclkit", description="NCL image manipulation localization (ICCV 2023)")
-    sub = parser.add_subparsers(dest="command", required=True)
-
+def _train_parser(sub) -> None:
     p = sub.add_parser("train", help="train NCL (or a Table 5 variant) on a manifest's train split")
     _add_config_args(p)
     p.add_argument("--data", required=True, help="manifest .jsonl with train (and val) splits")
@@ -281,6 +279,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_train)
 
+
+def _eval_parser(sub) -> None:
     p = sub.add_parser("eval", help="evaluate a checkpoint: per-image pixel F1@0.5 and AUC, image-level metrics")
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--data", help="manifest .jsonl (or use --images and --masks)")
@@ -302,6 +302,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_eval)
 
+
+def _robustness_parser(sub) -> None:
     p = sub.add_parser("robustness", help="the paper's Table 3: every attack on one split")
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--data", required=True)
@@ -311,6 +313,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device")
     p.set_defaults(func=cmd_robustness)
 
+
+def _predict_parser(sub) -> None:
     p = sub.add_parser("predict", help="probability maps and overlays for your own images")
     p.add_argument("--checkpoint", required=True)
     p.add_argument("inputs", nargs="+", help="image files or folders")
@@ -319,6 +323,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device")
     p.set_defaults(func=cmd_predict)
 
+
+def _prepare_parser(sub) -> None:
     p = sub.add_parser("prepare", help="turn a benchmark's published layout into a manifest")
     p.add_argument("name", choices=sorted(PREPARERS))
     p.add_argument("--root", required=True, help="the benchmark's folder, as published")
@@ -328,6 +334,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "split, grouped by source photo)")
     p.set_defaults(func=cmd_prepare)
 
+
+def _synth_parser(sub) -> None:
     p = sub.add_parser("synth", help="write the built-in synthetic forgery set, or forgeries of your own photos, "
                                      "and its manifest")
     p.add_argument("--out", required=True, help="output folder (manifest.jsonl goes inside)")
@@ -343,12 +351,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", type=int, default=128, help="image side in px (default 128, the quick preset's crop)")
     p.set_defaults(func=cmd_synth)
 
+
+def _fetch_parser(sub) -> None:
     p = sub.add_parser("fetch", help="download a real benchmark from its public copies and check every file")
     p.add_argument("name", choices=["casia1"], help="casia1: CASIA v1.0 with Pham et al.'s ground truth")
     p.add_argument("--out", required=True, help="the dataset folder to create (published layout)")
     p.add_argument("--archive", action="append", default=[], metavar="SOURCE=ZIP",
                    help="use a zip downloaded by hand instead of downloading it (casia1: images=, groundtruth=)")
     p.set_defaults(func=cmd_fetch)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="nclkit", description="NCL image manipulation localization (ICCV 2023)")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for add in (_train_parser, _eval_parser, _robustness_parser, _predict_parser, _prepare_parser, _synth_parser,
+                _fetch_parser):
+        add(sub)
     return parser
 
 

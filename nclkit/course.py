@@ -20,14 +20,13 @@ import torch
 from .data.preparers import PREPARERS
 from .data.synthetic import make_synthetic
 from .engine.devices import device_name, pick_device
-from .engine.trainer import train
-from .presets import Config, get_config
+from .engine.runs import TrainedRun, ensure_trained, run_progress
+from .presets import QUICK_EPOCHS, QUICK_REAL_EPOCHS, Config, get_config
 
-__all__ = ["Profile", "device_profile", "COURSE_GPU_OVERRIDES", "course_gpu_config", "course_config",
-           "GPU_IMAGES_PER_S", "gpu_class", "expected_minutes", "training_images", "expected_time",
-           "course_gpu_minutes", "in_colab", "cache_dir", "synthetic_manifest", "coverage_root",
+__all__ = ["Profile", "device_profile", "GPU_IMAGES_PER_S", "gpu_class", "expected_minutes", "training_images",
+           "expected_time", "course_gpu_minutes", "in_colab", "cache_dir", "synthetic_manifest", "coverage_root",
            "coverage_manifest", "casia1_root", "casia1_manifest", "course_data", "trained_checkpoint",
-           "train_or_reuse", "TrainedRun", "run_progress", "source_hash", "check_function", "check_pc_loss"]
+           "train_or_reuse", "TrainedRun", "run_progress", "source_hash"]
 
 
 @dataclass
@@ -35,7 +34,7 @@ class Profile:
     device: torch.device
     device_name: str
     quick: bool          # small scale: no GPU, or NCLKIT_QUICK=1
-    preset: str          # "quick" or "course_gpu" (the paper preset with COURSE_GPU_OVERRIDES)
+    preset: str          # "quick" or "course_gpu" (nclkit.presets: the paper's recipe cut to a Colab T4)
 
     def __str__(self) -> str:
         scale = ("quick (small model, synthetic data, minutes on a CPU)" if self.quick
@@ -51,46 +50,13 @@ def in_colab() -> bool:
 def device_profile() -> Profile:
     """GPU if present; the quick scale when there is none or NCLKIT_QUICK=1 is set.
 
-    On a GPU the course trains with `course_gpu_config()`, sized so that all of its GPU trainings
+    On a GPU the course trains with the `course_gpu` preset, sized so that all of its GPU trainings
     take about an hour on a free Colab T4 (see `course_gpu_minutes`).
     """
     quick_env = os.environ.get("NCLKIT_QUICK", "") not in ("", "0", "false", "False")
-    device = pick_device("cuda" if torch.cuda.is_available() else "cpu")
+    device = pick_device()
     quick = quick_env or device.type != "cuda"
     return Profile(device, device_name(device), quick, "quick" if quick else "course_gpu")
-
-
-# The course's GPU recipe: the `paper` preset (optimiser, losses, omega, mu, pivot) with only what the
-# time of a free Colab T4 (16 GB) forces changed. The paper's ResNet-101 at output stride 8 on 512 px
-# crops for 70 epochs takes hours per run there; the course trains six runs (notebooks 05, 07, 08).
-COURSE_GPU_OVERRIDES: dict[str, Any] = dict(
-    name="course_gpu",
-    encoder="resnet50",       # ~1.4x the speed of ResNet-101 (half its blocks in stage 4, same widths)
-    output_stride=16,         # ~1.5x faster than stride 8 (measured for ResNet-101 on an H200)
-    aspp_rates=(6, 12, 18),   # DeepLabV3+'s rates for output stride 16 (half those of stride 8)
-    crop_size=256,            # CASIA v1 photos are 384x256: full-height crops with no padding
-    scale_min=1.0,            # no random rescaling: a downscaled 256 px photo would be mostly padding
-    scale_max=1.0,
-    batch_size=16,            # 256 px crops are 1/4 of 512 px ones: 4x the paper's batch in the same memory
-    lr=0.014,                 # the paper's 0.007 at batch 4, scaled by sqrt(16 / 4) for batch 16
-    num_workers=2,            # Colab gives 2 CPU cores
-    cache_images=True,        # 643 decoded CASIA v1 training photos are ~190 MB
-    train_authentic=False,    # tampered photos only: authentic ones hold nothing to contrast (eq. 7)
-    epochs=30,                # the course's six GPU runs in under an hour on a T4 (course_gpu_minutes)
-    val_every=5,              # validation predicts whole photos: every epoch would add ~10 % on a T4
-)
-
-
-def course_gpu_config(**overrides: Any) -> Config:
-    """The course's GPU recipe: the paper preset with COURSE_GPU_OVERRIDES, then `overrides`."""
-    return get_config("paper", **{**COURSE_GPU_OVERRIDES, **overrides})
-
-
-def course_config(preset: str | Config, **overrides: Any) -> Config:
-    """get_config that also knows the course's "course_gpu" recipe."""
-    if preset == "course_gpu":
-        return course_gpu_config(**overrides)
-    return get_config(preset, **overrides)
 
 
 # Training images per second of the course GPU recipe (ResNet-50, OS 16, 256 px, batch 16, mixed
@@ -180,7 +146,7 @@ def course_gpu_minutes(gpu: str = "T4", drive: bool = True) -> dict[str, float]:
     drive=False: each notebook in a runtime of its own with no shared cache (Colab without Google Drive),
     so every notebook in USES_MAIN_MODEL also retrains notebook 05's model.
     """
-    cfg = course_gpu_config()
+    cfg = get_config("course_gpu")
     per_notebook: dict[str, float] = {}
     for notebook, _, slowdown in COURSE_GPU_RUNS:
         m = expected_minutes(CASIA1_TAMPERED["train"], cfg.epochs, gpu, CASIA1_TAMPERED["val"], cfg.val_every, slowdown)
@@ -199,14 +165,6 @@ def source_hash() -> str:
         h.update(path.read_bytes())
     return h.hexdigest()[:10]
 
-
-# Epochs of the course's own runs at the quick scale (no GPU, or NCLKIT_QUICK=1) on the synthetic set:
-# 200 steps of 32 images, under two minutes on 2 cores with bf16. 10 epochs (100 steps) left the
-# test F1 below calling every pixel tampered (0.28 against 0.31); 20 reach 0.43-0.49 over seeds 0-2.
-QUICK_EPOCHS = 20
-# On real photos (CASIA v1, the `real` preset) full NCL's validation F1 is 0.17 by epoch 4 and flat
-# after it (docs/reproduction.md), so the course's real-data run stops at 5 of the preset's 20 epochs.
-QUICK_REAL_EPOCHS = 5
 
 # Where Colab mounts Google Drive when the learner asks it to (nclkit never mounts it).
 COLAB_DRIVE = Path("/content/drive/MyDrive")
@@ -313,39 +271,9 @@ def course_data(profile: Profile | None = None) -> tuple[Path, str, str]:
     coverage = None if profile.quick else coverage_manifest()
     if coverage is not None:
         return coverage, profile.preset, "COVERAGE: real copy-moves, the paper's 75/25 split"
-    preset: str | Config = profile.preset if profile.quick else course_gpu_config(crop_size=128)
+    preset: str | Config = profile.preset if profile.quick else get_config("course_gpu", crop_size=128)
     return (synthetic_manifest(), preset,
             "the built-in synthetic forgeries (no real benchmark found: set NCLKIT_CASIA1 to a CASIA v1.0 folder)")
-
-
-@dataclass
-class TrainedRun:
-    """What `train_or_reuse` found and did."""
-    checkpoint: Path     # best.pt of the run
-    run: Path            # the run folder in the course cache
-    outcome: str         # "reused", "resumed" or "trained"
-    resumed_from: int    # epochs already done when this call started (0 unless resumed)
-    epochs: int          # epochs the run is meant to have
-    message: str         # one line saying which happened
-
-
-def run_progress(run: Path, epochs: int) -> tuple[str, int]:
-    """("complete" | "interrupted" | "new", epochs done) of a run folder meant to train `epochs` epochs.
-
-    Complete only when the trainer wrote its summary for all `epochs` without stopping early: best.pt
-    is written during a run, so its presence alone says nothing about whether the run finished.
-    """
-    summary_path = run / "summary.json"
-    if summary_path.is_file() and (run / "best.pt").is_file():
-        summary = json.loads(summary_path.read_text())
-        if summary.get("epochs_done") == epochs and not summary.get("stopped_by_time_budget"):
-            return "complete", epochs
-    last = run / "last.pt"
-    if last.is_file():
-        # mmap: read the epoch counter without loading the weights and optimiser into memory
-        state = torch.load(last, map_location="cpu", weights_only=True, mmap=True)
-        return "interrupted", int(state["epoch"])
-    return "new", 0
 
 
 def train_or_reuse(manifest: str | Path | None = None, variant: str = "full", preset: str | Config | None = None,
@@ -353,10 +281,10 @@ def train_or_reuse(manifest: str | Path | None = None, variant: str = "full", pr
     """A run trained with these settings: reused if complete, else resumed from its last epoch, else trained now.
 
     The run folder's name hashes the config, the manifest and nclkit's source, so only a run with
-    exactly these settings is ever reused or resumed.
+    exactly these settings is ever reused or resumed (nclkit.engine.runs.ensure_trained).
     """
     profile = device_profile()
-    cfg: Config = course_config(preset or profile.preset, variant=variant, **overrides)
+    cfg = get_config(preset or profile.preset, variant=variant, **overrides)
     if epochs is not None:
         cfg = cfg.replace(epochs=epochs)
     elif profile.quick:
@@ -364,37 +292,8 @@ def train_or_reuse(manifest: str | Path | None = None, variant: str = "full", pr
     manifest = Path(manifest) if manifest is not None else synthetic_manifest()
     key = hashlib.sha1(json.dumps([cfg.to_dict(), str(manifest), source_hash()], sort_keys=True).encode()).hexdigest()[:12]
     run = cache_dir() / "runs" / f"{cfg.name}_{variant}_{key}"
-    best = run / "best.pt"
-
-    state, done = run_progress(run, cfg.epochs)
-    if state == "complete":
-        message = f"reused a complete run ({cfg.epochs} epochs): {best}"
-        print(message)
-        return TrainedRun(best, run, "reused", cfg.epochs, cfg.epochs, message)
-
     # Progress bars on a GPU run; at the quick scale (CI, laptops) the per-epoch prints are enough.
-    progress = not profile.quick
-    if state == "interrupted":
-        print(f"resuming an interrupted run of {cfg.name}/{variant} from epoch {done} of {cfg.epochs} "
-              f"on {profile.device_name} ...")
-        train_cfg = cfg
-        if cfg.max_train_seconds > 0:
-            # A run its time budget stopped gets a fresh budget now: resuming with the spent one would stop at once.
-            spent = float(torch.load(run / "last.pt", map_location="cpu", weights_only=True, mmap=True)["train_seconds"])
-            train_cfg = cfg.replace(max_train_seconds=spent + cfg.max_train_seconds)
-        summary = train(train_cfg, manifest, run, resume=True, device=profile.device, progress=progress)
-        outcome, message = "resumed", f"resumed an interrupted run from epoch {done} of {cfg.epochs}"
-    else:
-        print(f"no run with these settings yet: training {cfg.name}/{variant} from scratch for {cfg.epochs} "
-              f"epochs on {profile.device_name} ...")
-        # overwrite: a folder without last.pt holds at most the start of a run that never finished an epoch
-        summary = train(cfg, manifest, run, device=profile.device, progress=progress, overwrite=True)
-        outcome, message = "trained", f"trained from scratch ({cfg.epochs} epochs)"
-    if summary["stopped_by_time_budget"]:
-        message += (f"; stopped by its {cfg.max_train_seconds:.0f} s time budget after {summary['epochs_done']} "
-                    f"of {cfg.epochs} epochs (a busy machine?): the next call resumes it")
-    print(f"{message}: {best}")
-    return TrainedRun(best, run, outcome, done, cfg.epochs, message)
+    return ensure_trained(cfg, manifest, run, device=profile.device, progress=not profile.quick)
 
 
 def trained_checkpoint(manifest: str | Path | None = None, variant: str = "full", preset: str | Config | None = None,
@@ -404,43 +303,3 @@ def trained_checkpoint(manifest: str | Path | None = None, variant: str = "full"
     It prints which of the three happened (see `train_or_reuse`).
     """
     return train_or_reuse(manifest, variant, preset, epochs, **overrides).checkpoint
-
-
-def check_function(candidate: Any, reference: Any, cases: list[tuple], name: str, atol: float = 1e-5) -> bool:
-    """Compare a learner's function with nclkit's on `cases` (argument tuples); print the verdict, never raise.
-
-    An untouched exercise (its body raises NotImplementedError or returns None) prints "not solved yet",
-    so a notebook left unsolved still runs from top to bottom.
-    """
-    for args in cases:
-        try:
-            got = candidate(*args)
-        except NotImplementedError:
-            got = None
-        except Exception as err:  # noqa: BLE001 - a learner's bug is reported, not raised
-            print(f"{name}: your function raised {type(err).__name__}: {err}")
-            return False
-        if got is None:
-            print(f"{name}: not solved yet")
-            return False
-        want = reference(*args)
-        got = torch.as_tensor(got, dtype=torch.float64)
-        if got.shape != want.shape or not torch.allclose(got, want.double(), atol=atol, rtol=1e-4):
-            print(f"{name}: not yet: expected {want.tolist() if want.numel() < 5 else tuple(want.shape)}, "
-                  f"got {got.tolist() if got.numel() < 5 else tuple(got.shape)}")
-            return False
-    print(f"{name}: solved, it matches nclkit on {len(cases)} cases")
-    return True
-
-
-def check_pc_loss(candidate: Any) -> bool:
-    """Exercise of notebook 04: candidate(logits, mask, contour, mu) must equal eq. 8 as `nclkit.pc_loss` computes it."""
-    from .ncl.pc_loss import pc_loss
-
-    gen = torch.Generator().manual_seed(0)
-    cases = []
-    for mu in (0.9, 0.5):
-        mask = (torch.rand(2, 1, 16, 16, generator=gen) > 0.6).float()
-        contour = torch.rand(2, 1, 16, 16, generator=gen) > 0.8
-        cases.append((torch.randn(2, 1, 16, 16, generator=gen), mask, contour, mu))
-    return check_function(candidate, lambda *a: pc_loss(*a).detach(), cases, "eq. 8")

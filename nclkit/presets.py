@@ -2,8 +2,9 @@
 
 `paper` is the model and recipe of the NCL paper (ICCV 2023, §3 and §4 "Implementation Details").
 `quick` is the same code with smaller numbers, tuned so that a 2-core CPU trains a useful model
-on the built-in synthetic set in minutes. Readings of ambiguous passages are argued in
-docs/interpretation.md.
+on the built-in synthetic set in minutes; `real` is the CPU recipe for real photos; `course_gpu` is
+the paper's recipe cut to the time of a free Colab T4 (the course). Readings of ambiguous passages
+are argued in docs/interpretation.md.
 """
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ import numbers
 from dataclasses import dataclass, fields
 from typing import Any, Callable
 
-__all__ = ["Config", "PRESETS", "ABLATIONS", "ABLATION_TABLES", "get_config", "apply_overrides", "upgrade_dict", "VARIANTS", "BLOCK1_READINGS", "LEGACY_VALUES"]
+__all__ = ["Config", "PRESETS", "ABLATIONS", "ABLATION_TABLES", "get_config", "apply_overrides", "upgrade_dict",
+           "VARIANTS", "BLOCK1_READINGS", "OUTPUT_STRIDES", "LEGACY_VALUES", "QUICK_EPOCHS", "QUICK_REAL_EPOCHS"]
 
 # Table 5: Base (plain BCE), Base+Pivot (BCE + NCL), Base+Pivot+PC (NCL + PC = full NCL).
 VARIANTS = ("base", "pivot", "full")
@@ -27,6 +29,8 @@ ABLATIONS: dict[str, dict[str, Any]] = {
 ABLATION_TABLES: dict[str, tuple[str, ...]] = {"5": ("base", "pivot", "full"), "6": ("full", "block2", "block5")}
 # Where block 1 ends (Table 6): "conv1" = the ResNet paper's stage 1 (stride 2), "maxpool" = with the max-pool (stride 4).
 BLOCK1_READINGS = ("conv1", "maxpool")
+# The encoder's output strides (atrous convolution in the last stages, DeepLabV3+).
+OUTPUT_STRIDES = (8, 16, 32)
 # Keys added after checkpoints were first written, with the value that reproduces the behaviour of a
 # config saved without them (an older reading); `Config.from_dict` fills them in.
 LEGACY_VALUES: dict[str, Any] = {
@@ -97,7 +101,7 @@ class Config:
         _check_ranges(self)
         if self.variant not in VARIANTS:
             raise ValueError(f"variant={self.variant!r}; expected one of {VARIANTS}")
-        if self.output_stride not in (8, 16, 32):
+        if self.output_stride not in OUTPUT_STRIDES:
             raise ValueError(f"output_stride={self.output_stride}; expected 8, 16 or 32")
         if not 1 <= self.pivot_block <= 5:
             raise ValueError(f"pivot_block={self.pivot_block}; expected 1..5 (Table 6)")
@@ -264,7 +268,34 @@ PRESETS: dict[str, Config] = {
         amp="auto",
         channels_last=True,
     ),
+    # The course's GPU recipe: the paper preset (optimiser, losses, omega, mu, pivot) with only what the time of a
+    # free Colab T4 (16 GB) forces changed. The paper's ResNet-101 at output stride 8 on 512 px crops for 70 epochs
+    # takes hours per run there; the course trains six runs (notebooks 05, 07, 08; nclkit.course estimates them).
+    "course_gpu": Config(
+        name="course_gpu",
+        encoder="resnet50",     # ~1.4x the speed of ResNet-101 (half its blocks in stage 4, same widths)
+        output_stride=16,       # ~1.5x faster than stride 8 (measured for ResNet-101 on an H200)
+        aspp_rates=(6, 12, 18),  # DeepLabV3+'s rates for output stride 16 (half those of stride 8)
+        crop_size=256,          # CASIA v1 photos are 384x256: full-height crops with no padding
+        scale_min=1.0,          # no random rescaling: a downscaled 256 px photo would be mostly padding
+        scale_max=1.0,
+        batch_size=16,          # 256 px crops are 1/4 of 512 px ones: 4x the paper's batch in the same memory
+        lr=0.014,               # the paper's 0.007 at batch 4, scaled by sqrt(16 / 4) for batch 16
+        num_workers=2,          # Colab gives 2 CPU cores
+        cache_images=True,      # 643 decoded CASIA v1 training photos are ~190 MB
+        train_authentic=False,  # tampered photos only: authentic ones hold nothing to contrast (eq. 7)
+        epochs=30,              # the course's six GPU runs in under an hour on a T4 (nclkit.course.course_gpu_minutes)
+        val_every=5,            # validation predicts whole photos: every epoch would add ~10 % on a T4
+    ),
 }
+
+# Epochs of the course's own runs at the quick scale (no GPU, or NCLKIT_QUICK=1) on the synthetic set:
+# 200 steps of 32 images, under two minutes on 2 cores with bf16. 10 epochs (100 steps) left the
+# test F1 below calling every pixel tampered (0.28 against 0.31); 20 reach 0.43-0.49 over seeds 0-2.
+QUICK_EPOCHS = 20
+# On real photos (CASIA v1, the `real` preset) full NCL's validation F1 is 0.17 by epoch 4 and flat
+# after it (docs/reproduction.md), so the course's real-data run stops at 5 of the preset's 20 epochs.
+QUICK_REAL_EPOCHS = 5
 
 
 def upgrade_dict(d: dict[str, Any]) -> dict[str, Any]:

@@ -22,21 +22,25 @@ from __future__ import annotations
 
 import argparse
 import json
-import shlex
 import statistics
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from nclkit.data import describe_data, read_manifest
-from nclkit.engine import evaluate, load_model, train
-from nclkit.engine.devices import device_name, pick_device, precision_name
+from nclkit.engine import ensure_trained, evaluate, load_model
+from nclkit.engine.devices import pick_device, precision_name
 from nclkit.engine.evaluator import all_tampered_f1
 from nclkit.engine.metrics import choose_image_score, image_level_metrics
 from nclkit.engine.outputs import json_safe
 from nclkit.presets import ABLATION_TABLES, ABLATIONS, PRESETS, VARIANTS, apply_overrides, get_config
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the scripts' shared module, however this file is loaded
+from table_runs import add_run_arguments, pct, provenance, rendered  # noqa: E402
+
 SUMMARISED = ("pixel_f1", "pixel_auc", "pixel_f1_best_threshold", "image_auc", "image_balanced_accuracy")
 KEEP = (*SUMMARISED, "n_tampered", "n_authentic")
 _IMAGE_RULES: dict[Path, dict] = {}
@@ -60,13 +64,6 @@ def score(checkpoint: Path, records, device, rule: dict) -> dict:
                                   [r["label"] for r in res["per_image"]])["image_auc"] if both else None
     return {**{k: res.get(k) for k in KEEP}, "image_auc_max": max_auc, "image_rule": rule,
             "data": res["protocol"]["data"]}
-
-
-def train_one(cfg, manifest: str, run_dir: Path, reuse: bool, device) -> dict:
-    summary_path = run_dir / "summary.json"
-    if not (reuse and summary_path.is_file()):
-        train(cfg, manifest, run_dir, device=device, progress=False, overwrite=True)  # without --reuse: train afresh
-    return json.loads(summary_path.read_text())
 
 
 def _stats(rows: list[dict], key: str) -> dict:
@@ -106,7 +103,7 @@ def save_val_curves(run_dirs: dict[str, list[Path]], reference: float, path: Pat
 def _fmt(s: dict | None) -> str:
     if s is None or s["mean"] is None:
         return "n/a"
-    return f"{100 * s['mean']:.1f}" + (f" ± {100 * s['sd']:.1f}" if s["sd"] is not None else "")
+    return pct(s["mean"]) + (f" ± {pct(s['sd'])}" if s["sd"] is not None else "")
 
 
 def render(out_dir: Path) -> str:
@@ -139,7 +136,7 @@ def render(out_dir: Path) -> str:
     return "\n".join(lines)
 
 
-def main(argv=None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--train", action="append", default=[], metavar="NAME=MANIFEST",
                    help="a training set with train/val/test splits (repeatable)")
@@ -154,100 +151,130 @@ def main(argv=None) -> int:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="[NAME:]KEY=VALUE",
                    help="a config override for every training set, or with NAME: for that one only "
                         "(e.g. coverage:epochs=200 for a set whose epoch is a tenth of another's)")
-    p.add_argument("--runs", default="runs/real_data")
-    p.add_argument("--out", default="docs/reproduction")
-    p.add_argument("--reuse", action="store_true", help="reuse finished runs instead of retraining")
-    p.add_argument("--device")
-    p.add_argument("--render", action="store_true", help="only print the Markdown of the JSON files in --out")
-    args = p.parse_args(argv)
-    if args.render:
-        print(render(Path(args.out)))
-        return 0
-    device = pick_device(args.device)
+    add_run_arguments(p, runs="runs/real_data")
+    return p
+
+
+@dataclass
+class Plan:
+    """What the command line asks for, checked, with every test set read, before anything is trained."""
+    args: argparse.Namespace
+    train_sets: dict[str, str]   # name -> manifest with train/val/test
+    extra: dict[str, str]        # name -> checkpoint, for the cross-dataset rows
+    rows: list[str]
+    seeds: list[int]
+    device: torch.device
+    out: Path
+    common: dict                 # preset, seeds, command, device, torch: in every JSON file
+    tests: dict[str, list]       # name -> the records each model is scored on
+    vals: dict[str, list]        # training set -> its val records (the image-score rule is chosen there)
+    reference: dict[str, float]  # name -> F1 of calling every pixel tampered
+
+    def overrides_for(self, name: str) -> list[str]:
+        """The global overrides, then those scoped to this training set (which win), without the scope."""
+        items = self.args.overrides
+        plain = [o for o in items if ":" not in o.split("=", 1)[0]]
+        return plain + [o.split(":", 1)[1] for o in items if o.split("=", 1)[0].startswith(f"{name}:")]
+
+    def run_path(self, name: str, row_name: str, seed: int) -> Path:
+        return Path(self.args.runs) / f"{name}_{self.args.preset}" / f"{row_name}_seed{seed}"
+
+
+def make_plan(p: argparse.ArgumentParser, args: argparse.Namespace, argv) -> Plan:
     pairs = lambda items: dict(item.split("=", 1) for item in items)  # noqa: E731
-    train_sets, cross_sets, extra = pairs(args.train), pairs(args.cross), pairs(args.extra)
-    rows_asked = [v for v in args.rows.split(",") if v]
-    unknown = sorted(set(rows_asked) - set(ABLATIONS))
+    train_sets, cross_sets = pairs(args.train), pairs(args.cross)
+    rows = [v for v in args.rows.split(",") if v]
+    unknown = sorted(set(rows) - set(ABLATIONS))
     if unknown:
         p.error(f"unknown rows {unknown}; expected some of {list(ABLATIONS)}")
-    seeds = [int(s) for s in args.seeds.split(",") if s]
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    command = "python scripts/real_data.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
-    common = {"preset": args.preset, "seeds": seeds, "command": command, "device": device_name(device),
-              "torch": torch.__version__}
-    tests = {name: read_manifest(m, split="test") for name, m in train_sets.items()}
-    vals = {name: read_manifest(m, split="val") for name, m in train_sets.items()}
-    tests.update({name: read_manifest(m) for name, m in cross_sets.items()})
-    reference = {name: all_tampered_f1(recs) for name, recs in tests.items()}
-
     for item in args.overrides:
         scope = item.split("=", 1)[0].split(":", 1)
         if len(scope) == 2 and scope[0] not in train_sets:
             p.error(f"--set {item}: {scope[0]!r} is not a training set (known: {sorted(train_sets)})")
+    seeds = [int(s) for s in args.seeds.split(",") if s]
+    device = pick_device(args.device)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    tests = {name: read_manifest(m, split="test") for name, m in train_sets.items()}
+    tests.update({name: read_manifest(m) for name, m in cross_sets.items()})
+    return Plan(args, train_sets, pairs(args.extra), rows, seeds, device, out,
+                {"preset": args.preset, "seeds": seeds, **provenance("real_data.py", argv, device)}, tests,
+                {name: read_manifest(m, split="val") for name, m in train_sets.items()},
+                {name: all_tampered_f1(recs) for name, recs in tests.items()})
 
-    def overrides_for(name: str) -> list[str]:
-        """The global overrides, then those scoped to this training set (which win), without the scope."""
-        plain = [o for o in args.overrides if ":" not in o.split("=", 1)[0]]
-        return plain + [o.split(":", 1)[1] for o in args.overrides if o.split("=", 1)[0].startswith(f"{name}:")]
 
-    run_path = lambda name, row_name, seed: Path(args.runs) / f"{name}_{args.preset}" / f"{row_name}_seed{seed}"  # noqa: E731
-    full_models: dict[str, list[Path]] = {name: [Path(c)] for name, c in extra.items()}
-    for name, manifest in train_sets.items():
-        runs: dict[str, list[dict]] = {}
-        for row_name in rows_asked:
-            for seed in seeds:
-                cfg = apply_overrides(get_config(args.preset, **ABLATIONS[row_name], seed=seed), overrides_for(name))
-                run_dir = run_path(name, row_name, seed)
-                t0 = time.perf_counter()
-                summary = train_one(cfg, manifest, run_dir, args.reuse, device)
-                rule = image_rule(run_dir / "best.pt", vals[name], device)
-                row = score(run_dir / "best.pt", tests[name], device, rule)
-                row.update({"seed": seed, "train_seconds": summary["train_seconds"], "epochs": summary["epochs_done"],
-                            "stopped_by_time_budget": summary["stopped_by_time_budget"],
-                            "best_val": summary["best_val"], "precision": precision_name(cfg, device)})
-                runs.setdefault(row_name, []).append(row)
-                print(f"[real_data] {name} {row_name} seed {seed}: F1 {row['pixel_f1']:.3f} AUC {row['pixel_auc']:.3f} "
-                      f"image AUC {row['image_auc'] or float('nan'):.3f} ({rule['rule']}) "
-                      f"({time.perf_counter() - t0:.0f} s)", flush=True)
-                if row_name == "full":
-                    full_models.setdefault(name, []).append(run_dir / "best.pt")
-        val_reference = all_tampered_f1(read_manifest(manifest, split="val"))
-        for table, names in ABLATION_TABLES.items():
-            # A table is written when one of its own rows was trained (full alone: Table 5), so that
-            # training only Table 6's rows never overwrites a Table 5 file with its one shared row.
-            if not (set(names) - {"full"}) & set(runs) and not (table == "5" and set(runs) == {"full"}):
-                continue
-            label = {v: "block1" if table == "6" and v == "full" else v for v in names if v in runs}
-            chosen = {label[v]: runs[v] for v in label}
-            save_val_curves({label[v]: [run_path(name, v, seed) for seed in seeds] for v in label},
-                            val_reference, out / f"val_curves_table{table}_{name}_{args.preset}.png")
-            doc = {"table": table, "dataset": name, **common, "data": describe_data(tests[name]),
-                   "all_tampered_f1": reference[name],
-                   "config": apply_overrides(get_config(args.preset), overrides_for(name)).to_dict(),
-                   "overrides": overrides_for(name),
-                   "summary": {v: {k: _stats(rows, k) for k in SUMMARISED}
-                               for v, rows in chosen.items()},
-                   "runs": chosen}
-            path = out / f"table{table}_real_{name}_{args.preset}.json"
-            path.write_text(json.dumps(json_safe(doc), indent=2) + "\n")
-            print(f"[real_data] wrote {path}")
+def train_row(plan: Plan, name: str, manifest: str, row_name: str, seed: int) -> dict:
+    """One row's run for one seed: trained (or reused), selected on val, scored on the set's test split."""
+    cfg = apply_overrides(get_config(plan.args.preset, **ABLATIONS[row_name], seed=seed), plan.overrides_for(name))
+    run_dir = plan.run_path(name, row_name, seed)
+    t0 = time.perf_counter()
+    summary = ensure_trained(cfg, manifest, run_dir, device=plan.device, reuse=plan.args.reuse).summary
+    rule = image_rule(run_dir / "best.pt", plan.vals[name], plan.device)
+    row = score(run_dir / "best.pt", plan.tests[name], plan.device, rule)
+    row.update({"seed": seed, "train_seconds": summary["train_seconds"], "epochs": summary["epochs_done"],
+                "stopped_by_time_budget": summary["stopped_by_time_budget"],
+                "best_val": summary["best_val"], "precision": precision_name(cfg, plan.device)})
+    print(f"[real_data] {name} {row_name} seed {seed}: F1 {row['pixel_f1']:.3f} AUC {row['pixel_auc']:.3f} "
+          f"image AUC {row['image_auc'] or float('nan'):.3f} ({rule['rule']}) "
+          f"({time.perf_counter() - t0:.0f} s)", flush=True)
+    return row
 
+
+def write_tables(plan: Plan, name: str, manifest: str, runs: dict[str, list[dict]]) -> None:
+    """Table 5 and/or Table 6 of one training set, with their validation curves."""
+    val_reference = all_tampered_f1(read_manifest(manifest, split="val"))
+    for table, names in ABLATION_TABLES.items():
+        # A table is written when one of its own rows was trained (full alone: Table 5), so that
+        # training only Table 6's rows never overwrites a Table 5 file with its one shared row.
+        if not (set(names) - {"full"}) & set(runs) and not (table == "5" and set(runs) == {"full"}):
+            continue
+        label = {v: "block1" if table == "6" and v == "full" else v for v in names if v in runs}
+        chosen = {label[v]: runs[v] for v in label}
+        save_val_curves({label[v]: [plan.run_path(name, v, seed) for seed in plan.seeds] for v in label},
+                        val_reference, plan.out / f"val_curves_table{table}_{name}_{plan.args.preset}.png")
+        doc = {"table": table, "dataset": name, **plan.common, "data": describe_data(plan.tests[name]),
+               "all_tampered_f1": plan.reference[name],
+               "config": apply_overrides(get_config(plan.args.preset), plan.overrides_for(name)).to_dict(),
+               "overrides": plan.overrides_for(name),
+               "summary": {v: {k: _stats(rows, k) for k in SUMMARISED} for v, rows in chosen.items()},
+               "runs": chosen}
+        path = plan.out / f"table{table}_real_{name}_{plan.args.preset}.json"
+        path.write_text(json.dumps(json_safe(doc), indent=2) + "\n")
+        print(f"[real_data] wrote {path}")
+
+
+def write_cross(plan: Plan, full_models: dict[str, list[Path]]) -> None:
+    """Every full-NCL model (and --extra) on the test split of every other set."""
     cross = []
     for trained_on, checkpoints in full_models.items():
-        for tested_on, records in tests.items():
+        for tested_on, records in plan.tests.items():
             if tested_on == trained_on:
                 continue
-            rows = [score(c, records, device, image_rule(c, vals[trained_on], device) if trained_on in vals
-                          else {"rule": "max", "threshold": 0.5}) for c in checkpoints]
+            rows = [score(c, records, plan.device, image_rule(c, plan.vals[trained_on], plan.device)
+                          if trained_on in plan.vals else {"rule": "max", "threshold": 0.5}) for c in checkpoints]
             cross.append({"trained_on": trained_on, "tested_on": tested_on, "data": rows[0]["data"],
-                          "all_tampered_f1": reference[tested_on], "checkpoints": [str(c) for c in checkpoints],
+                          "all_tampered_f1": plan.reference[tested_on], "checkpoints": [str(c) for c in checkpoints],
                           **{k: _stats(rows, k) for k in SUMMARISED}, "runs": rows})
     if cross:
-        path = out / f"cross_dataset_{args.preset}.json"
-        path.write_text(json.dumps(json_safe({**common, "rows": cross}), indent=2) + "\n")
+        path = plan.out / f"cross_dataset_{plan.args.preset}.json"
+        path.write_text(json.dumps(json_safe({**plan.common, "rows": cross}), indent=2) + "\n")
         print(f"[real_data] wrote {path}")
-    print(render(out))
+
+
+def main(argv=None) -> int:
+    p = build_parser()
+    args = p.parse_args(argv)
+    if rendered(args, render):
+        return 0
+    plan = make_plan(p, args, argv)
+    full_models: dict[str, list[Path]] = {name: [Path(c)] for name, c in plan.extra.items()}
+    for name, manifest in plan.train_sets.items():
+        runs = {row: [train_row(plan, name, manifest, row, seed) for seed in plan.seeds] for row in plan.rows}
+        if "full" in runs:
+            full_models.setdefault(name, []).extend(plan.run_path(name, "full", s) / "best.pt" for s in plan.seeds)
+        write_tables(plan, name, manifest, runs)
+    write_cross(plan, full_models)
+    print(render(plan.out))
     return 0
 
 

@@ -15,19 +15,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import shlex
 import sys
 import time
 from pathlib import Path
 
-import torch
-
 from nclkit.data import read_manifest
-from nclkit.engine import evaluate, load_model, robustness_table, train
-from nclkit.engine.devices import device_name, pick_device, precision_name
+from nclkit.engine import ensure_trained, evaluate, load_model, robustness_table
+from nclkit.engine.devices import pick_device, precision_name
 from nclkit.engine.outputs import json_safe
 from nclkit.viz import save_prediction_figure
 from nclkit.presets import ABLATION_TABLES, ABLATIONS, apply_overrides, get_config
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the scripts' shared module, however this file is loaded
+from table_runs import add_run_arguments, pct, provenance, rendered  # noqa: E402
 
 # The paper's figures (percent in the paper; fractions here). Protocols as the paper states them.
 PAPER = {
@@ -59,10 +59,7 @@ def run_one(name: str, args, device) -> dict:
     if args.epochs:
         cfg = cfg.replace(epochs=args.epochs)
     run_dir = Path(args.runs) / name
-    summary_path = run_dir / "summary.json"
-    if not (args.reuse and summary_path.is_file()):
-        train(cfg, args.data, run_dir, device=device, progress=False, overwrite=True)  # without --reuse: train afresh
-    summary = json.loads(summary_path.read_text())
+    summary = ensure_trained(cfg, args.data, run_dir, device=device, reuse=args.reuse).summary
     model, _ = load_model(run_dir / "best.pt", device=device)
     test = read_manifest(args.data, split="test")
     t0 = time.perf_counter()
@@ -83,10 +80,6 @@ def run_one(name: str, args, device) -> dict:
     return {"row": row, "protocol": res["protocol"], "model": model, "test": test}
 
 
-def _pct(v) -> str:
-    return "n/a" if v is None else f"{100 * v:.1f}"
-
-
 def render(out_dir: Path) -> str:
     """Markdown tables (paper vs nclkit) from every table JSON in out_dir."""
     lines = []
@@ -102,18 +95,18 @@ def render(out_dir: Path) -> str:
             ref = d["paper"].get(d["dataset"], {})
             lines += ["| | F1@0.5 (per image) | AUC (per image) | best-threshold F1 | global AUC | paper F1 | paper AUC | train s |",
                       "|---|---|---|---|---|---|---|---|",
-                      f"| full NCL | {_pct(m['pixel_f1'])} | {_pct(m['pixel_auc'])} | {_pct(m.get('pixel_f1_best_threshold'))} | "
-                      f"{_pct(m.get('global_auc'))} | {_pct(ref.get('pixel_f1'))} | {_pct(ref.get('pixel_auc'))} | {m['train_seconds']:.0f} |"]
+                      f"| full NCL | {pct(m['pixel_f1'])} | {pct(m['pixel_auc'])} | {pct(m.get('pixel_f1_best_threshold'))} | "
+                      f"{pct(m.get('global_auc'))} | {pct(ref.get('pixel_f1'))} | {pct(ref.get('pixel_auc'))} | {m['train_seconds']:.0f} |"]
         elif t == "3":
             paper = d["paper"]["pixel_auc"]
             lines += ["| attack | AUC (per image) | F1@0.5 (per image) | paper AUC (NIST16) |", "|---|---|---|---|"]
-            lines += [f"| {r['label']} | {_pct(r['pixel_auc'])} | {_pct(r['pixel_f1'])} | {_pct(paper.get(r['attack']))} |"
+            lines += [f"| {r['label']} | {pct(r['pixel_auc'])} | {pct(r['pixel_f1'])} | {pct(paper.get(r['attack']))} |"
                       for r in m["rows"]]
         else:
             lines += ["| row | F1@0.5 (per image) | AUC (per image) | best-threshold F1 | global AUC | train s |",
                       "|---|---|---|---|---|---|"]
-            lines += [f"| {name} | {_pct(r['pixel_f1'])} | {_pct(r['pixel_auc'])} | {_pct(r.get('pixel_f1_best_threshold'))} | "
-                      f"{_pct(r.get('global_auc'))} | {r['train_seconds']:.0f} |" for name, r in m.items()]
+            lines += [f"| {name} | {pct(r['pixel_f1'])} | {pct(r['pixel_auc'])} | {pct(r.get('pixel_f1_best_threshold'))} | "
+                      f"{pct(r.get('global_auc'))} | {r['train_seconds']:.0f} |" for name, r in m.items()]
         lines.append("")
     return "\n".join(lines)
 
@@ -125,16 +118,11 @@ def main(argv=None) -> int:
     p.add_argument("--data", help="manifest with train/val/test (default: make the synthetic set)")
     p.add_argument("--dataset", default="synthetic", help="name used in the output files (synthetic, coverage ...)")
     p.add_argument("--tables", default="1,3,5,6")
-    p.add_argument("--runs", default="runs/reproduction", help="where the trained runs go")
-    p.add_argument("--out", default="docs/reproduction", help="where the table JSON files go")
     p.add_argument("--epochs", type=int, help="override the preset's epochs")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
-    p.add_argument("--reuse", action="store_true", help="reuse finished runs in --runs instead of retraining")
-    p.add_argument("--device")
-    p.add_argument("--render", action="store_true", help="only print the Markdown tables of the JSON files in --out")
+    add_run_arguments(p, runs="runs/reproduction")
     args = p.parse_args(argv)
-    if args.render:
-        print(render(Path(args.out)))
+    if rendered(args, render):
         return 0
     device = pick_device(args.device)
     args.runs = str(Path(args.runs) / f"{args.dataset}_{args.scale}")
@@ -142,7 +130,6 @@ def main(argv=None) -> int:
     if args.data is None:
         from nclkit.data.synthetic import make_synthetic
         args.data = str(make_synthetic(Path(args.runs) / "synthetic", num=1000, seed=0, size=128))
-    command = "python scripts/reproduce.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
     tables = [t.strip() for t in args.tables.split(",") if t.strip()]
     results = {}
     for name in dict.fromkeys(n for t in tables for n in NEEDS[t]):
@@ -150,8 +137,8 @@ def main(argv=None) -> int:
         results[name] = run_one(name, args, device)
         print(f"[reproduce] {name}: " + json.dumps({k: results[name]["row"][k] for k in ("pixel_f1", "pixel_auc", "train_seconds")}), flush=True)
 
-    common = {"dataset": args.dataset, "scale": args.scale, "command": command, "device": device_name(device),
-              "torch": torch.__version__, "seed": apply_overrides(get_config(args.scale), args.overrides).seed,
+    common = {"dataset": args.dataset, "scale": args.scale, **provenance("reproduce.py", argv, device),
+              "seed": apply_overrides(get_config(args.scale), args.overrides).seed,
               "protocol": results[next(iter(results))]["protocol"]}
     for t in tables:
         if t == "1":

@@ -135,6 +135,7 @@ class StandInModel:
         self.aux_strides = (cfg.output_stride, 4) if cfg.aux_before_upsampling else (4,)
         self.generator = torch.Generator().manual_seed(seed)
         torch.manual_seed(seed)
+        self.pivot_block = cfg.pivot_block
         self.pivot = PivotNetwork(channels[cfg.pivot_block - 1]).train()
 
     def _leaf(self, *shape, scale=1.0, shift=0.0):
@@ -148,7 +149,8 @@ class StandInModel:
         # logits spread around a non-zero value: contour and other pixels then have unlike BCE
         logits = self._leaf(B, 1, H, W, scale=2.0, shift=0.5)
         aux = [self._leaf(B, 1, H // s, W // s, scale=2.0, shift=0.5) for s in self.aux_strides]
-        return ModelOutput(logits=logits, features=features, aux_logits=aux)
+        return ModelOutput(logits=logits, features=features, aux_logits=aux,
+                           pivot_feature=features[self.pivot_block - 1])
 
     def train(self):
         self.pivot.train()

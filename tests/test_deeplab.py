@@ -62,6 +62,17 @@ def test_pivot_is_sized_for_the_tapped_block():
         assert model.pivot.channels == model.encoder.channels[block - 1], block
 
 
+@pytest.mark.parametrize("block", [1, 2, 5])
+def test_output_carries_the_tapped_block(block):
+    # The model alone reads pivot_block: its output hands the loss that block's map, sized to the pivot.
+    model = build_model("quick", pivot_block=block).eval()
+    with torch.no_grad():
+        out = model(torch.randn(1, 3, 64, 64))
+    assert out.pivot_feature is out.features[block - 1]
+    assert out.pivot_feature.shape[1] == model.pivot.channels
+    assert out.pivot_feature.shape[-1] == 64 // model.pivot_stride
+
+
 def test_quick_model_is_small():
     model = build_model("quick")
     n = _n_params(model)

@@ -31,6 +31,11 @@ def ncl_term2(p, n, se_plus, tau):
     return (torch.logaddexp(pos, torch.logsumexp(neg, 0)) - pos).mean()
 
 
+def pc_loss(logits, mask, contour, mu):
+    bce = F.binary_cross_entropy_with_logits(logits, mask, reduction="none")
+    return mu * bce[contour].mean() + (1 - mu) * bce.mean()
+
+
 def poly_lr(base_lr, step, total_steps, power):
     return base_lr * (1 - step / total_steps) ** power
 
@@ -77,6 +82,7 @@ RIGHT_AND_WRONG = {
     "check_patch_categories": (patch_categories, lambda m, px: patch_categories(1 - m, px)),  # codes swapped
     "check_pivot_pooling": (pivot_pooling, lambda b, c: b.mean((1, 2))),  # pools every cell
     "check_ncl_term2": (ncl_term2, lambda p, n, s, tau: ncl_term2(p, n, s, 1.0)),  # ignores tau
+    "check_pc_loss": (pc_loss, lambda logits, mask, contour, mu: pc_loss(logits, mask, contour, 1 - mu)),  # mu swapped
     "check_poly_lr": (poly_lr, lambda lr, s, t, p: lr * (1 - s / t)),  # linear
     "check_f1_protocols": (f1_protocols, lambda probs, masks: f1_protocols(probs, masks)[::-1]),
     "check_all_tampered_f1": (all_tampered_f1, lambda masks: np.mean([m.mean() for m in masks])),

@@ -113,3 +113,11 @@ def test_the_walk_sees_an_upward_import_and_a_circle(tmp_path):
     (pkg / "engine" / "trainer.py").write_text("from ..models.deeplab import IMLModel\n")
     assert upward_imports(pkg) == ["nclkit/models/deeplab.py:1: nclkit.models.deeplab imports nclkit.engine.trainer"]
     assert import_circles(pkg) == [["nclkit.engine.trainer", "nclkit.models.deeplab", "nclkit.engine.trainer"]]
+
+
+def test_the_method_reads_no_config():
+    # nclkit.ncl takes plain values (tau, patch_size, ...); only NCLCriterion.from_config reads a Config,
+    # by its fields' names, without importing the presets.
+    found = [f"{p.relative_to(ROOT.parent)}:{line}" for p in sorted((ROOT / "ncl").rglob("*.py"))
+             for line, target in _imported_modules(p) if _layer_of(target) == "presets"]
+    assert found == []

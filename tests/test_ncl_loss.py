@@ -67,7 +67,7 @@ def test_contour_map_holds_the_contour_cells():
     model = StandInModel(cfg)
     x, mask = square_batch()
     feature = model(x).features[0].detach()
-    _, _, contour_map = NCLCriterion(cfg).ncl(model.pivot, feature, mask)
+    _, _, contour_map = NCLCriterion.from_config(cfg).ncl(model.pivot, feature, mask)
     want = contour_cells_loop(mask, tuple(feature.shape[-2:]))
     assert want.any() and torch.equal(contour_map.bool(), want)
 
@@ -82,7 +82,7 @@ def test_ncl_matches_the_per_image_reference():
     x, mask = square_batch(b=3)
     mask[2] = 0  # an authentic image: no term, not in the mean
     feature = model(x).features[0].detach()
-    got, _, _ = NCLCriterion(cfg).ncl(model.pivot, feature, mask)
+    got, _, _ = NCLCriterion.from_config(cfg).ncl(model.pivot, feature, mask)
     want = ncl_reference(model, feature, mask, cfg)
     torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
 
@@ -94,7 +94,7 @@ def test_pivot_samples_at_most_max_patches_contour_patches():
     feature = model(x).features[0].detach()
     seen = {}
     model.pivot.register_forward_pre_hook(lambda m, args: seen.update(w=args[1]))
-    _, _, contour_map = NCLCriterion(cfg).ncl(model.pivot, feature, mask)
+    _, _, contour_map = NCLCriterion.from_config(cfg).ncl(model.pivot, feature, mask)
     assert seen["w"].shape == (2, 3 * cfg.patch_size ** 2)  # rows: the sampled contour cells of each image
     assert seen["w"].sum(1).tolist() == [3 * cfg.patch_size ** 2] * 2
     # the PC loss still sees every contour patch, not only the sampled ones
@@ -114,7 +114,7 @@ def test_images_with_nothing_to_contrast_do_not_count(kind):
     else:
         mask[1] = 1.0 if kind == "all_tampered" else 0.0
     feature = model(x).features[0].detach()
-    crit = NCLCriterion(cfg)
+    crit = NCLCriterion.from_config(cfg)
     both, _, _ = crit.ncl(model.pivot, feature, mask)
     alone, _, _ = crit.ncl(model.pivot, feature[:1], mask[:1])
     assert float(alone.detach()) > 0
@@ -154,6 +154,6 @@ def test_criterion_weights_negatives_by_category_counts():
             model = StandInModel(cfg)  # the same seed: the same pivot and features in all four
             feature = model(x).features[0].detach()
             g = torch.Generator().manual_seed(0)
-            losses[weighting, cap] = float(NCLCriterion(cfg).ncl(model.pivot, feature, mask, generator=g)[0].detach())
+            losses[weighting, cap] = float(NCLCriterion.from_config(cfg).ncl(model.pivot, feature, mask, generator=g)[0].detach())
     assert losses[True, 4096] == pytest.approx(losses[False, 4096], rel=1e-6)
     assert losses[True, 4] > losses[False, 4]

@@ -429,3 +429,17 @@ def test_folder_pairing_names_the_size_when_no_pair_is_left(tmp_path):
     _save(tmp_path / "gt" / "x.png", _mask(20, 16))  # transposed
     with pytest.raises(DataError, match="no usable image/mask pair: every mask's size differs .*16x20.*20x16"):
         folder_records(tmp_path / "img", tmp_path / "gt")
+
+
+@pytest.mark.slow
+def test_prepare_scripts_are_the_cli(tmp_path):
+    # The scripts run `nclkit prepare`: casia1's takes --protocol, another dataset's refuses it in one line.
+    def script(name, *argv):
+        return subprocess.run([sys.executable, str(REPO / "data_scripts" / f"prepare_{name}.py"), "--root",
+                               str(tmp_path / "nowhere"), "--out", str(tmp_path / "m.jsonl"), *argv],
+                              capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
+
+    casia = script("casia1", "--protocol", "grouped")
+    assert casia.returncode == 2 and casia.stderr.startswith("nclkit prepare: error:") and "nowhere" in casia.stderr
+    other = script("coverage", "--protocol", "grouped")
+    assert other.returncode == 2 and "only casia1 takes --protocol" in other.stderr

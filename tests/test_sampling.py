@@ -12,7 +12,7 @@ def test_padding_patches_are_ignored():
     mask = torch.zeros(1, 1, 8, 8)
     valid = torch.ones(1, 1, 8, 8)
     valid[..., :, 6:] = 0
-    codes = patch_categories(mask, (4, 4), cfg, valid)
+    codes = patch_categories(mask, (4, 4), cfg.patch_size, cfg.tolerance, valid)
     assert codes[0, :, 3].eq(IGNORE).all() and codes[0, :, :3].eq(AUTHENTIC).all()
 
 

@@ -19,7 +19,7 @@ def test_variants_finite_with_gradients_where_they_belong(variant, kind):
     model = StandInModel(cfg)
     x, mask = square_batch(kind=kind)
     out = model(x)
-    res = NCLCriterion(cfg)(model, out, mask)
+    res = NCLCriterion.from_config(cfg)(out, mask, pivot=model.pivot)
     assert res.total.dim() == 0 and torch.isfinite(res.total)
     res.total.backward()
     assert set(res.terms) == TERMS[variant]
@@ -49,7 +49,7 @@ def test_total_is_eq9_from_raw_outputs(extra_head):
     model = StandInModel(cfg)
     x, mask = square_batch()
     out = model(x)
-    res = NCLCriterion(cfg)(model, out, mask)
+    res = NCLCriterion.from_config(cfg)(out, mask, pivot=model.pivot)
     feature = out.features[cfg.pivot_block - 1]
     ncl = ncl_reference(model, feature, mask, cfg)
     cells = contour_cells_loop(mask, tuple(feature.shape[-2:]))  # (B, 1, 32, 32)
@@ -68,13 +68,14 @@ def test_total_is_eq9_from_raw_outputs(extra_head):
 
 @pytest.mark.parametrize("block", [1, 2, 3, 4, 5])
 def test_criterion_reads_the_pivot_block(block):
-    # The stand-in's blocks all differ in channels, so reading the wrong one cannot go unnoticed.
+    # The stand-in's blocks all differ in channels, so reading the wrong one cannot go unnoticed; the
+    # criterion takes the block the model's output names (pivot_feature), never pivot_block itself.
     cfg = get_config("quick", variant="pivot", pivot_block=block, patch_size=1, max_patches=4096)
     model = StandInModel(cfg)
     x, mask = square_batch()
     out = model(x)
-    crit = NCLCriterion(cfg)
-    res = crit(model, out, mask)
+    crit = NCLCriterion.from_config(cfg)
+    res = crit(out, mask, pivot=model.pivot)
     want, _, _ = crit.ncl(model.pivot, out.features[block - 1], mask)
     torch.testing.assert_close(res.terms["ncl"], want.detach())
 
@@ -86,7 +87,7 @@ def test_full_criterion_on_the_real_model_trains_every_part():
     cfg = get_config("quick", variant="full")
     model = build_model(cfg).train()
     x, mask = square_batch()
-    res = NCLCriterion(cfg)(model, model(x), mask)
+    res = NCLCriterion.from_config(cfg)(model(x), mask, pivot=model.pivot)
     assert torch.isfinite(res.total) and set(res.terms) == TERMS["full"]
     res.total.backward()
     parts = {}
@@ -104,7 +105,7 @@ def test_ncl_gradient_reaches_blocks_before_the_tap_only(block):
     model = build_model(cfg).train()
     x, mask = square_batch()
     out = model(x)
-    ncl, _, _ = NCLCriterion(cfg).ncl(model.pivot, out.features[block - 1], mask)
+    ncl, _, _ = NCLCriterion.from_config(cfg).ncl(model.pivot, out.features[block - 1], mask)
     ncl.backward()
     named = dict(model.named_parameters())
     first_conv = next(p for n, p in named.items() if n.startswith("encoder") and p.dim() == 4)
@@ -134,14 +135,46 @@ def test_padding_is_excluded(patch_size, monkeypatch):
         return idx, ok
 
     monkeypatch.setattr(ncl_loss_module, "sample_patches", spy)
-    crit = NCLCriterion(cfg)
-    a = crit(model, out, mask, valid, generator=torch.Generator().manual_seed(1)).total
+    crit = NCLCriterion.from_config(cfg)
+    a = crit(out, mask, valid, model.pivot, generator=torch.Generator().manual_seed(1)).total
     other = mask.clone()
     other[..., :, 48:] = 1 - other[..., :, 48:]  # different labels under the padding only
-    b = crit(model, out, other, valid, generator=torch.Generator().manual_seed(1)).total
+    b = crit(out, other, valid, model.pivot, generator=torch.Generator().manual_seed(1)).total
     torch.testing.assert_close(a, b)
     # every drawn patch lies wholly inside the valid region
     grid_w = out.features[0].shape[-1] // patch_size
     first_padded_col = 48 // (64 // out.features[0].shape[-1]) // patch_size
     cols = torch.cat(drawn) % grid_w
     assert len(cols) > 0 and cols.max() < first_padded_col
+
+
+def test_criterion_takes_plain_values_and_a_config_once():
+    from nclkit.ncl import LOSS_VARIANTS
+    from nclkit.presets import VARIANTS
+
+    cfg = get_config("quick", variant="pivot", tau=0.3, omega=0.2, mu=0.6, aux_weight=0.4, tolerance=0.1,
+                     max_patches=7, sample_weighting=False)
+    crit = NCLCriterion.from_config(cfg)
+    assert crit == NCLCriterion("pivot", tau=0.3, omega=0.2, mu=0.6, aux_weight=0.4, patch_size=cfg.patch_size,
+                                tolerance=0.1, max_patches=7, sample_weighting=False)
+    assert NCLCriterion() == NCLCriterion.from_config(get_config("paper")), "defaults: the paper preset's"
+    assert LOSS_VARIANTS == VARIANTS
+    with pytest.raises(TypeError, match="from_config"):
+        NCLCriterion(cfg)
+    with pytest.raises(ValueError, match="variant='pc'"):
+        NCLCriterion("pc")
+
+
+def test_criterion_says_which_variants_leave_parameters_unused():
+    # DDP must search for parameters without a gradient exactly where the loss leaves some out.
+    assert [NCLCriterion(v).find_unused_parameters for v in ("base", "pivot", "full")] == [True, True, False]
+
+
+def test_variants_with_eq7_need_the_pivot():
+    cfg = get_config("quick", variant="full")
+    model = StandInModel(cfg)
+    x, mask = square_batch()
+    out = model(x)
+    with pytest.raises(ValueError, match="pivot=model.pivot"):
+        NCLCriterion.from_config(cfg)(out, mask)
+    assert torch.isfinite(NCLCriterion("base")(out, mask).total)  # BCE alone needs no pivot

@@ -4,7 +4,7 @@ See docs/data.md for the manifest format and each preparer's expected layout.
 """
 from .dataset import ManifestDataset
 from .errors import DataError
-from .io import binarize_mask, image_hw, load_image, load_mask
+from .io import binarize_mask, image_hw, load_image, load_mask, load_sample
 from .manifest import PROTOCOLS, SPLITS, Record, describe_data, read_manifest, validate_manifest, write_manifest
 from .preparers import PREPARERS, extract_archive, get_preparer
 from .scan import scan_records
@@ -15,6 +15,7 @@ __all__ = [
     "DataError",
     "load_image",
     "load_mask",
+    "load_sample",
     "binarize_mask",
     "image_hw",
     "Record",

@@ -116,6 +116,35 @@ def _extract_listed(archive: Path, source: Source, wanted: dict[str, str], stagi
     return found
 
 
+def _holds_verified_copy(out: Path, name: str, sums: dict[str, str]) -> bool:
+    """True when `out` already holds every file of `name` as its sums say; False when it is absent or
+    empty. Anything else in it raises: fetch never mixes a new copy into an old folder."""
+    if not (out.exists() and any(out.iterdir())):
+        return False
+    try:
+        verify(out, sums)
+    except DataError as err:
+        raise DataError(f"{out} exists and is not a complete, verified copy of {name} ({err}); "
+                        "remove it or choose another folder") from None
+    print(f"{out} already holds {name}: all {len(sums)} files verified")
+    return True
+
+
+def _archive(source: Source, given: Path | None, staging: Path, downloader: Callable[[str, Path], None]) -> Path:
+    """The zip of one source: the one given (--archive), or a download into the staging folder."""
+    if given is not None:
+        if not given.is_file():
+            raise DataError(f"{given}: archive not found")
+        return given
+    archive = staging / f".{source.name}.zip"
+    try:
+        downloader(source.url, archive)
+    except (urllib.error.URLError, OSError) as err:
+        raise DataError(f"could not download {source.name} from {source.url} ({err}); download it "
+                        f"yourself and pass --archive {source.name}=PATH") from None
+    return archive
+
+
 def fetch(
     name: str,
     out: str | os.PathLike,
@@ -147,13 +176,7 @@ def fetch(
     if unknown:
         raise DataError(f"--archive {sorted(unknown)}: {name}'s sources are {[s.name for s in sources]}")
     out = Path(out)
-    if out.exists() and any(out.iterdir()):
-        try:
-            verify(out, sums)
-        except DataError as err:
-            raise DataError(f"{out} exists and is not a complete, verified copy of {name} ({err}); "
-                            "remove it or choose another folder") from None
-        print(f"{out} already holds {name}: all {len(sums)} files verified")
+    if _holds_verified_copy(out, name, sums):
         return out
 
     staging = out.with_name(out.name + ".partial")  # same file system as out: the final move is one rename
@@ -162,16 +185,7 @@ def fetch(
     try:
         found: set[str] = set()
         for source in sources:
-            archive = archives.get(source.name)
-            if archive is None:
-                archive = staging / f".{source.name}.zip"
-                try:
-                    downloader(source.url, archive)
-                except (urllib.error.URLError, OSError) as err:
-                    raise DataError(f"could not download {source.name} from {source.url} ({err}); download it "
-                                    f"yourself and pass --archive {source.name}=PATH") from None
-            elif not archive.is_file():
-                raise DataError(f"{archive}: archive not found")
+            archive = _archive(source, archives.get(source.name), staging, downloader)
             found |= _extract_listed(archive, source, sums, staging)
             if archive.parent == staging:
                 archive.unlink()

@@ -12,14 +12,15 @@ import os
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
 
 from .errors import DataError
 
-__all__ = ["load_image", "load_mask", "inspect_mask", "mask_doubt", "MASK_RULE", "image_hw", "to_uint8", "to_rgb",
-           "binarize_mask", "orient", "max_image_pixels",
+__all__ = ["load_image", "load_mask", "load_sample", "inspect_mask", "mask_doubt", "MASK_RULE", "image_hw", "to_uint8",
+           "to_rgb", "binarize_mask", "orient", "max_image_pixels",
            "IMAGE_SUFFIXES", "DEFAULT_MAX_IMAGE_PIXELS"]
 
 # Every format load_image decodes (through Pillow): what the preparers list and `predict` accepts.
@@ -287,6 +288,17 @@ def inspect_mask(path: str | os.PathLike) -> tuple[np.ndarray, str | None]:
     raw = _decode(path)
     mask = binarize_mask(raw, path)
     return mask, mask_doubt(raw, mask)
+
+
+def load_sample(record: Any) -> tuple[np.ndarray, np.ndarray | None]:
+    """Image (uint8 (H, W, 3)) and mask (uint8 (H, W) in {0, 1}, None if authentic) of a Record."""
+    if (record.mask is None) != (int(record.label) == 0):  # else it would be scored as the other class
+        raise DataError(f"{record.image}: record {record.id!r} has label {record.label} but "
+                        f"{'no mask' if record.mask is None else 'a mask'}; tampered records need a mask, "
+                        "authentic ones none")
+    image = load_image(record.image)
+    mask = None if record.mask is None else load_mask(record.mask, expected_hw=image.shape[:2])
+    return image, mask
 
 
 def image_hw(path: str | os.PathLike) -> tuple[int, int]:

@@ -146,15 +146,16 @@ def build_transforms(cfg: Any, train: bool, resize: int | None = None) -> JointT
     """The train (scale + crop + flips) or eval (full image) transform for a Config.
 
     Args:
-        cfg: a Config; `crop_size`, `train_max_side`, `scale_min` and `scale_max` are read.
+        cfg: a Config; `crop_size`, `train_max_side`, `scale_min` and `scale_max` are read (their
+            defaults are the Config's alone).
         train: scale down to cfg.train_max_side (0 = keep), random scale, random crop to
             cfg.crop_size and flips when True; full image when False.
         resize: optional longer-side limit applied first (both modes); in training it defaults to
             cfg.train_max_side, so a model can learn at the scale it predicts at (eval_max_side).
     """
     if train:
-        if resize is None and getattr(cfg, "train_max_side", 0):
+        if resize is None and cfg.train_max_side:
             resize = int(cfg.train_max_side)
-        scale = (float(getattr(cfg, "scale_min", 1.0)), float(getattr(cfg, "scale_max", 1.0)))
+        scale = (float(cfg.scale_min), float(cfg.scale_max))
         return JointTransform(crop_size=int(cfg.crop_size), flip=True, resize=resize, scale_range=scale)
     return JointTransform(crop_size=None, flip=False, resize=resize)

@@ -6,11 +6,12 @@ from .metrics import (
     permuted_f1, pixel_auc, pixel_f1,
 )
 from .predict import predict_probability
+from .runs import TrainedRun, ensure_trained, run_progress
 from .robustness import TABLE3_ATTACKS, apply_attack, parse_attack, robustness_markdown, robustness_table
 from .trainer import build_training, train, train_one_epoch
 
 __all__ = [
-    "train", "build_training", "train_one_epoch", "load_model", "read_checkpoint", "save_checkpoint",
+    "train", "build_training", "train_one_epoch", "ensure_trained", "run_progress", "TrainedRun", "load_model", "read_checkpoint", "save_checkpoint",
     "pixel_f1", "pixel_auc", "best_threshold_f1", "permuted_f1", "global_f1", "global_auc",
     "global_best_threshold_f1", "image_level_metrics", "nan_mean",
     "predict_probability",

@@ -17,9 +17,9 @@ import torch
 from ..models import build_model
 from ..presets import Config, upgrade_dict
 
-__all__ = ["save_checkpoint", "read_checkpoint", "load_model", "rng_state", "set_rng_state", "MODEL_KEYS", "FREE_KEYS",
-           "RESUME_KEYS", "checkpoint_config", "nonfinite_tensors", "check_finite_weights", "check_compatible",
-           "check_resumable"]
+__all__ = ["save_checkpoint", "read_checkpoint", "load_model", "load_optimizer_state", "rng_state", "set_rng_state",
+           "MODEL_KEYS", "FREE_KEYS", "RESUME_KEYS", "checkpoint_config", "nonfinite_tensors", "check_finite_weights",
+           "check_compatible", "check_resumable"]
 
 # Config keys that change the network's parameters or what its blocks return: a checkpoint cannot be
 # loaded (or a run resumed) across these.
@@ -155,6 +155,17 @@ def load_model(path: str | Path, device: str | torch.device = "cpu", cfg: Config
         raise ValueError(f"checkpoint {path}: its weights do not fit the model its config describes "
                          f"(written by another nclkit version?): {detail[:300]}") from None
     return model.to(device).eval(), state
+
+
+def load_optimizer_state(optimizer: torch.optim.Optimizer, saved: dict[str, Any]) -> None:
+    """Load a checkpoint's optimiser state, giving every saved buffer its parameter's shape: a run
+    saved before the pivot's 1x1 conv became a (C, C) linear map holds (C, C, 1, 1) momentum for it
+    (its weight is reshaped the same way by `PivotBranch` on loading)."""
+    optimizer.load_state_dict(saved)
+    for param, state in optimizer.state.items():
+        for key, value in state.items():
+            if torch.is_tensor(value) and value.shape != param.shape and value.numel() == param.numel():
+                state[key] = value.reshape(param.shape)
 
 
 def rng_state() -> dict[str, Any]:

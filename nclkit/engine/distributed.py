@@ -45,7 +45,7 @@ def setup(device: str | torch.device | None = None) -> World:
 def wrap(module: nn.Module, world: World, find_unused: bool) -> nn.Module:
     """DDP around the loss module when there are several processes; the module itself otherwise.
 
-    The Base and Base+Pivot variants leave the auxiliary heads (and Base the pivot) unused, hence find_unused.
+    find_unused: the criterion's own `find_unused_parameters` (Base and Base+Pivot leave some heads unused).
     """
     if world.size <= 1:
         return module

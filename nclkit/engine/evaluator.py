@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -21,24 +22,13 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from ..data import DataError, describe_data, load_image, load_mask
+from ..data import describe_data, load_mask, load_sample
 from . import metrics as M
 from .attacks import apply_attack, parse_attack
 from .outputs import json_safe
 from .predict import predict_probability
 
-__all__ = ["evaluate", "write_report", "load_sample", "all_tampered_f1"]
-
-
-def load_sample(record: Any) -> tuple[np.ndarray, np.ndarray | None]:
-    """Image (uint8 (H, W, 3)) and mask (uint8 (H, W) in {0, 1}, None if authentic) of a Record."""
-    if (record.mask is None) != (int(record.label) == 0):  # else it would be scored as the other class
-        raise DataError(f"{record.image}: record {record.id!r} has label {record.label} but "
-                        f"{'no mask' if record.mask is None else 'a mask'}; tampered records need a mask, "
-                        "authentic ones none")
-    image = load_image(record.image)
-    mask = None if record.mask is None else load_mask(record.mask, expected_hw=image.shape[:2])
-    return image, mask
+__all__ = ["evaluate", "EvalProtocol", "score_image", "summarise", "write_report", "all_tampered_f1"]
 
 
 def all_tampered_f1(records: Sequence[Any]) -> float:
@@ -56,23 +46,95 @@ def _resize_prob(prob: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
     return F.interpolate(t, size=hw, mode="bilinear", align_corners=False)[0, 0].clamp_(0, 1).numpy()
 
 
-def _protocol(attack: str | None, seed: int, extra_thresholds: Sequence[float], max_side: int | None,
-              image_rule: str, image_threshold: float) -> dict:
-    return {
-        "pixel_metrics": "per tampered image, then averaged over tampered images",
-        "f1_threshold": 0.5,
-        "f1_rule": "pixel tampered if prob > threshold",
-        "f1_extra_thresholds": list(extra_thresholds),
-        "auc": "per image, rank-based (Mann-Whitney), ties counted half; undefined (all-tampered mask) "
-               "images skipped and counted in n_auc_undefined",
-        "resolution": f"original image resolution (forward pass with longer side <= {max_side}, "
-                      "probability map resized back bilinearly)",
-        "authentic_images": "excluded from pixel metrics; image-level metrics only",
-        "image_level": f"score = {image_rule} of the pixel probabilities; image AUC (tie-aware), balanced "
-                       f"accuracy and F1 of the tampered class at score > {image_threshold:g}",
-        "attack": attack,
-        "attack_seed": seed if attack else None,
+@dataclass(frozen=True)
+class EvalProtocol:
+    """How `evaluate` scores: what `score_image` computes per image and `summarise` over all of them."""
+
+    attack: str | None = None
+    seed: int = 0
+    extra_thresholds: tuple[float, ...] = ()  # F1 thresholds besides 0.5
+    max_side: int | None = None
+    image_score: str = "max"
+    image_threshold: float = 0.5
+    global_metrics: bool = False
+    best_threshold: bool = False
+    permuted: bool = False
+
+    def describe(self) -> dict:
+        """The protocol as every result and report states it."""
+        return {
+            "pixel_metrics": "per tampered image, then averaged over tampered images",
+            "f1_threshold": 0.5,
+            "f1_rule": "pixel tampered if prob > threshold",
+            "f1_extra_thresholds": list(self.extra_thresholds),
+            "auc": "per image, rank-based (Mann-Whitney), ties counted half; undefined (all-tampered mask) "
+                   "images skipped and counted in n_auc_undefined",
+            "resolution": f"original image resolution (forward pass with longer side <= {self.max_side}, "
+                          "probability map resized back bilinearly)",
+            "authentic_images": "excluded from pixel metrics; image-level metrics only",
+            "image_level": f"score = {self.image_score} of the pixel probabilities; image AUC (tie-aware), balanced "
+                           f"accuracy and F1 of the tampered class at score > {self.image_threshold:g}",
+            "attack": self.attack,
+            "attack_seed": self.seed if self.attack else None,
+        }
+
+
+def score_image(model: nn.Module, record: Any, protocol: EvalProtocol, index: int = 0,
+                device: str | torch.device | None = None) -> tuple[dict[str, Any], np.ndarray, np.ndarray | None]:
+    """One record under `protocol`: its row of `per_image`, its probability map (H, W) at the mask's
+    resolution and its mask (None if authentic). `index` seeds the attack: (protocol.seed, index)."""
+    image, mask = load_sample(record)
+    attacked = image if protocol.attack is None else apply_attack(image, protocol.attack, seed=(protocol.seed, index))
+    prob = predict_probability(model, attacked, device=device, max_side=protocol.max_side)
+    prob = _resize_prob(prob, image.shape[:2])  # (H, W) at the mask's resolution
+    scores = M.image_scores(prob)
+    row: dict[str, Any] = {"id": record.id, "label": 0 if mask is None else 1, "score": scores[protocol.image_score],
+                           "scores": scores}
+    if mask is not None:
+        row["f1"] = M.pixel_f1(prob, mask, 0.5)
+        for t in protocol.extra_thresholds:
+            row[f"f1@{t:g}"] = M.pixel_f1(prob, mask, t)
+        row["auc"] = M.pixel_auc(prob, mask)
+        if protocol.best_threshold:
+            row["f1_best"], row["best_threshold"] = M.best_threshold_f1(prob, mask)
+        if protocol.permuted:
+            row["f1_permuted"] = M.permuted_f1(prob, mask)
+    return row, prob, mask
+
+
+def summarise(per_image: list[dict[str, Any]], protocol: EvalProtocol,
+              kept: tuple[list[np.ndarray], list[np.ndarray]] = ([], [])) -> dict[str, Any]:
+    """The metrics of `evaluate`'s result from the rows of `score_image`; `kept` holds the tampered images'
+    (probability maps, boolean masks) for the global metrics."""
+    tampered = [r for r in per_image if r["label"] == 1]
+    n_authentic = len(per_image) - len(tampered)
+    result: dict[str, Any] = {
+        "pixel_f1": M.nan_mean([r["f1"] for r in tampered]),
+        "pixel_auc": M.nan_mean([r["auc"] for r in tampered]),
+        "n_images": len(per_image),
+        "n_tampered": len(tampered),
+        "n_authentic": n_authentic,
+        "n_auc_undefined": sum(math.isnan(r["auc"]) for r in tampered),
     }
+    for t in protocol.extra_thresholds:
+        result[f"pixel_f1@{t:g}"] = M.nan_mean([r[f"f1@{t:g}"] for r in tampered])
+    if protocol.best_threshold:
+        result["pixel_f1_best_threshold"] = M.nan_mean([r["f1_best"] for r in tampered])
+    if protocol.permuted:
+        result["pixel_f1_permuted"] = M.nan_mean([r["f1_permuted"] for r in tampered])
+    probs, masks = kept
+    if protocol.global_metrics and probs:
+        result["global_f1"] = M.global_f1(probs, masks)
+        result["global_auc"] = M.global_auc(probs, masks)
+        if protocol.best_threshold:
+            best = M.global_best_threshold_f1(probs, masks)
+            result["global_f1_best_threshold"], result["global_best_threshold"] = best
+    if n_authentic > 0 and tampered:
+        result.update(M.image_level_metrics([r["score"] for r in per_image], [r["label"] for r in per_image],
+                                            protocol.image_threshold))
+    else:
+        result.update(dict.fromkeys(("image_auc", "image_balanced_accuracy", "image_f1")))
+    return result
 
 
 def evaluate(
@@ -114,9 +176,27 @@ def evaluate(
     records = list(records)
     if not records:
         raise ValueError("evaluate() got no records; check the manifest path and the split filter")
-    if attack is not None:
-        attack = str(parse_attack(attack))
-    extra_thresholds = [float(t) for t in thresholds if float(t) != 0.5]
+    protocol = _checked_protocol(model, attack, thresholds, seed, max_side, image_score, image_threshold,
+                                 global_metrics, best_threshold, permuted)
+    per_image: list[dict[str, Any]] = []
+    kept: tuple[list[np.ndarray], list[np.ndarray]] = ([], [])
+    for i, rec in enumerate(tqdm(records, desc=f"eval {protocol.attack or 'clean'}", disable=not progress)):
+        row, prob, mask = score_image(model, rec, protocol, i, device)
+        per_image.append(row)
+        if global_metrics and mask is not None:
+            kept[0].append(prob)
+            kept[1].append(mask.astype(bool))
+    result = summarise(per_image, protocol, kept)
+    result["protocol"] = {"data": describe_data(records), **protocol.describe()}
+    result["per_image"] = per_image
+    return result
+
+
+def _checked_protocol(model, attack, thresholds, seed, max_side, image_score, image_threshold, global_metrics,
+                      best_threshold, permuted) -> EvalProtocol:
+    """`evaluate`'s arguments as an EvalProtocol, each checked (an unknown attack, rule or threshold raises)."""
+    attack = None if attack is None else str(parse_attack(attack))
+    extra_thresholds = tuple(float(t) for t in thresholds if float(t) != 0.5)
     bad = [t for t in extra_thresholds if not 0.0 <= t <= 1.0]
     if bad:
         raise ValueError(f"thresholds {bad} outside [0, 1]")
@@ -124,62 +204,8 @@ def evaluate(
         raise ValueError(f"image_score={image_score!r}; expected one of {M.IMAGE_SCORES}")
     if max_side is None:
         max_side = getattr(getattr(model, "cfg", None), "eval_max_side", None)
-
-    per_image: list[dict[str, Any]] = []
-    kept_probs, kept_masks = [], []
-    for i, rec in enumerate(tqdm(records, desc=f"eval {attack or 'clean'}", disable=not progress)):
-        image, mask = load_sample(rec)
-        attacked = image if attack is None else apply_attack(image, attack, seed=(seed, i))
-        prob = predict_probability(model, attacked, device=device, max_side=max_side)
-        prob = _resize_prob(prob, image.shape[:2])  # (H, W) at the mask's resolution
-        scores = M.image_scores(prob)
-        row: dict[str, Any] = {"id": rec.id, "label": 0 if mask is None else 1, "score": scores[image_score],
-                               "scores": scores}
-        if mask is not None:
-            row["f1"] = M.pixel_f1(prob, mask, 0.5)
-            for t in extra_thresholds:
-                row[f"f1@{t:g}"] = M.pixel_f1(prob, mask, t)
-            row["auc"] = M.pixel_auc(prob, mask)
-            if best_threshold:
-                row["f1_best"], row["best_threshold"] = M.best_threshold_f1(prob, mask)
-            if permuted:
-                row["f1_permuted"] = M.permuted_f1(prob, mask)
-            if global_metrics:
-                kept_probs.append(prob)
-                kept_masks.append(mask.astype(bool))
-        per_image.append(row)
-
-    tampered = [r for r in per_image if r["label"] == 1]
-    n_authentic = len(per_image) - len(tampered)
-    result: dict[str, Any] = {
-        "pixel_f1": M.nan_mean([r["f1"] for r in tampered]),
-        "pixel_auc": M.nan_mean([r["auc"] for r in tampered]),
-        "n_images": len(per_image),
-        "n_tampered": len(tampered),
-        "n_authentic": n_authentic,
-        "n_auc_undefined": sum(math.isnan(r["auc"]) for r in tampered),
-    }
-    for t in extra_thresholds:
-        result[f"pixel_f1@{t:g}"] = M.nan_mean([r[f"f1@{t:g}"] for r in tampered])
-    if best_threshold:
-        result["pixel_f1_best_threshold"] = M.nan_mean([r["f1_best"] for r in tampered])
-    if permuted:
-        result["pixel_f1_permuted"] = M.nan_mean([r["f1_permuted"] for r in tampered])
-    if global_metrics and kept_probs:
-        result["global_f1"] = M.global_f1(kept_probs, kept_masks)
-        result["global_auc"] = M.global_auc(kept_probs, kept_masks)
-        if best_threshold:
-            result["global_f1_best_threshold"], result["global_best_threshold"] = \
-                M.global_best_threshold_f1(kept_probs, kept_masks)
-    both = n_authentic > 0 and len(tampered) > 0
-    image_level = M.image_level_metrics([r["score"] for r in per_image], [r["label"] for r in per_image],
-                                        image_threshold) \
-        if both else dict.fromkeys(("image_auc", "image_balanced_accuracy", "image_f1"))
-    result.update(image_level)
-    result["protocol"] = {"data": describe_data(records), **_protocol(attack, seed, extra_thresholds, max_side,
-                                                                          image_score, image_threshold)}
-    result["per_image"] = per_image
-    return result
+    return EvalProtocol(attack, seed, extra_thresholds, max_side,
+                    image_score, image_threshold, global_metrics, best_threshold, permuted)
 
 
 def _fmt(value: Any) -> str:

@@ -45,7 +45,8 @@ from ..presets import Config
 from ..version import __version__
 from . import distributed as dist_utils
 from .checkpoint import (
-    check_compatible, check_finite_weights, check_resumable, checkpoint_config, nonfinite_tensors, read_checkpoint,
+    check_compatible, check_finite_weights, check_resumable, checkpoint_config, load_optimizer_state, nonfinite_tensors,
+    read_checkpoint,
     rng_state, save_checkpoint, set_rng_state,
 )
 from .devices import autocast_dtype, device_name
@@ -70,7 +71,7 @@ class LossModel(nn.Module):
 
     def forward(self, image, mask, valid):
         out = self.model(image)
-        res = self.criterion(self.model, out, mask, valid)
+        res = self.criterion(out, mask, valid, pivot=self.model.pivot)
         return res.total, res.terms
 
 
@@ -112,7 +113,7 @@ def build_training(cfg: Config, device: torch.device, total_steps: int, fast: bo
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, poly_lambda(total_steps, cfg.poly_power))
     precision = autocast_dtype(cfg, device)
     scaler = torch.amp.GradScaler(device.type, enabled=precision == torch.float16)
-    return Training(model, LossModel(model, NCLCriterion(cfg)), optimizer, scheduler, scaler, precision, device,
+    return Training(model, LossModel(model, NCLCriterion.from_config(cfg)), optimizer, scheduler, scaler, precision, device,
                     cfg.channels_last)
 
 
@@ -229,7 +230,7 @@ def _run(cfg: Config, manifest, out_dir: Path, world: dist_utils.World, resume: 
     _seed_everything(cfg.seed + world.rank)
     dataset, val_records = _training_data(cfg, manifest, world, out_dir)
     t = build_training(cfg, world.device, total_steps=_steps_per_epoch(cfg, len(dataset), world) * cfg.epochs)
-    forward = dist_utils.wrap(t.loss, world, find_unused=cfg.variant != "full")
+    forward = dist_utils.wrap(t.loss, world, find_unused=t.loss.criterion.find_unused_parameters)
     if cfg.compile:
         forward = torch.compile(forward)  # same parameters; checkpoints keep saving `model`'s own keys
     run = _resume(t, cfg, out_dir, world, allow_changes) if resume else RunState()
@@ -356,8 +357,7 @@ def _resume(t: Training, cfg: Config, out_dir: Path, world: dist_utils.World, al
     check_resumable(state, cfg, last_path, allow_changes=allow_changes)
     check_finite_weights(state["model"], last_path)
     t.model.load_state_dict(state["model"])
-    t.optimizer.load_state_dict(state["optimizer"])
-    _fit_optimizer_state(t.optimizer)
+    load_optimizer_state(t.optimizer, state["optimizer"])
     t.scheduler.load_state_dict(state["scheduler"])
     t.scaler.load_state_dict(state["scaler"])
     set_rng_state(state["rng"])
@@ -365,15 +365,6 @@ def _resume(t: Training, cfg: Config, out_dir: Path, world: dist_utils.World, al
     if world.is_main:  # the log says exactly what the checkpoint holds (a failed save may have left more)
         _rewrite_log(out_dir, run.history)
     return run
-
-
-def _fit_optimizer_state(optimizer: torch.optim.Optimizer) -> None:
-    """Give saved momentum buffers their parameter's shape: a run saved before the pivot's 1x1 conv
-    became a (C, C) linear map holds (C, C, 1, 1) buffers for it."""
-    for param, state in optimizer.state.items():
-        for key, value in state.items():
-            if torch.is_tensor(value) and value.shape != param.shape and value.numel() == param.numel():
-                state[key] = value.reshape(param.shape)
 
 
 def _end_epoch(t: Training, cfg: Config, run: RunState, epoch: int, res: EpochResult, seconds: float,

@@ -14,7 +14,8 @@ itself. `cfg.aux_before_upsampling` adds a classifier on the ASPP output, before
 
 The pivot network reads block `cfg.pivot_block` (Table 6: block 1) but is called by the NCL loss,
 not in `forward`; it is a plain attribute, `model.pivot`, so the optimiser, DDP and the checkpoint
-cover it with the rest of the network (nclkit.models.pivot).
+cover it with the rest of the network (nclkit.models.pivot). The model is the only reader of
+`pivot_block`: its output carries the tapped map as `pivot_feature`, sized to `model.pivot`.
 """
 from __future__ import annotations
 
@@ -136,15 +137,17 @@ class ModelOutput:
     """What `IMLModel.forward` returns.
 
     logits: (B, 1, H, W) tamper logits at the input size.
-    features: the 5 encoder block features (B, C_i, ~H/s_i, ~W/s_i); the NCL loss reads
-        features[cfg.pivot_block - 1].
+    features: the 5 encoder block features (B, C_i, ~H/s_i, ~W/s_i).
     aux_logits: auxiliary logits, coarse to fine: [(B, 1, ~H/4, ~W/4)], preceded by
         (B, 1, ~H/OS, ~W/OS) when cfg.aux_before_upsampling.
+    pivot_feature: the block feature the pivot network reads and eq. 7 contrasts,
+        features[cfg.pivot_block - 1] (the same tensor).
     """
 
     logits: torch.Tensor
     features: list[torch.Tensor]
     aux_logits: list[torch.Tensor]
+    pivot_feature: torch.Tensor
 
 
 class IMLModel(nn.Module):
@@ -198,7 +201,8 @@ class IMLModel(nn.Module):
         aux_logits = [self.aux_heads[-1](fused)]  # (B, 1, H/4, W/4)
         if self.cfg.aux_before_upsampling:
             aux_logits.insert(0, self.aux_heads[0](high))  # (B, 1, H/OS, W/OS)
-        return ModelOutput(logits=logits, features=features, aux_logits=aux_logits)
+        return ModelOutput(logits=logits, features=features, aux_logits=aux_logits,
+                           pivot_feature=features[self.cfg.pivot_block - 1])
 
 
 def build_model(preset_or_config: str | Config = "quick", **overrides) -> IMLModel:

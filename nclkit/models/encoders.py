@@ -33,11 +33,9 @@ from torch import nn
 from torchvision import models as tvm
 from torchvision.models.resnet import BasicBlock
 
-from ..presets import BLOCK1_READINGS
+from ..presets import BLOCK1_READINGS, OUTPUT_STRIDES
 
 __all__ = ["ENCODERS", "OUTPUT_STRIDES", "ResNetEncoder", "SwinEncoder", "get_encoder"]
-
-OUTPUT_STRIDES = (8, 16, 32)
 
 
 def _set_conv(conv: nn.Conv2d, stride: int, dilation: int) -> None:

@@ -16,8 +16,9 @@ over the weighted cells only (MaskedBatchNorm).
 Why the pivot lives here, on the model, and not inside the loss: its weights are trained with the
 network's and must travel with them, so one `state_dict`, one optimiser parameter list and one DDP
 module cover everything; the model exposes it plainly as `model.pivot`, `forward` never calls it
-(prediction does not need it) and the NCL loss (nclkit.ncl) receives it from there. Checkpoints of
-every nclkit version keep their keys (`pivot.plus.conv.weight`, ...).
+(prediction does not need it) and the NCL loss (nclkit.ncl) receives it from there, with the map it
+reads (`ModelOutput.pivot_feature`). Checkpoints of every nclkit version keep their keys
+(`pivot.plus.conv.weight`, ...).
 """
 from __future__ import annotations
 

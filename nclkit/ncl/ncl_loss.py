@@ -29,7 +29,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..presets import Config
 from .categorize import AUTHENTIC, CONTOUR, TAMPERED
 from .sampling import patch_categories, patch_cells, sample_patches
 
@@ -151,29 +150,31 @@ def ncl_terms(
     return t1[0], t2[0], t3[0]
 
 
-def batch_ncl_loss(pivot: nn.Module, feature: torch.Tensor, mask: torch.Tensor, cfg: Config, valid=None, generator=None):
+def batch_ncl_loss(pivot: nn.Module, feature: torch.Tensor, mask: torch.Tensor, valid=None, generator=None, *,
+                   tau: float, patch_size: int, tolerance: float, max_patches: int, sample_weighting: bool):
     """L_NCL (eq. 7) averaged over the images with something to contrast, its terms, and the contour map.
 
     Args:
         pivot: the pivot network (the model's `pivot`).
-        feature: (B, C, hf, wf) the encoder feature of block cfg.pivot_block.
+        feature: (B, C, hf, wf) the encoder feature the pivot reads (the model output's `pivot_feature`).
         mask, valid: (B, 1, H, W) ground truth and crop-validity maps (valid may be None).
-        cfg: patch_size, tolerance, max_patches, sample_weighting and tau are read.
+        tau, patch_size, tolerance, max_patches, sample_weighting: as the Config fields of these names;
+            `NCLCriterion.ncl` passes its own.
     Returns:
         loss (0-dim), terms {"ncl_t1", "ncl_t2", "ncl_t3"} (0-dim, not detached) and the contour
         map (B, 1, hf, wf) bool: every contour patch's cells, for the PC loss (eq. 8).
     """
-    P = cfg.patch_size
+    P = patch_size
     hf, wf = feature.shape[-2:]
-    codes = patch_categories(mask, (hf, wf), cfg, valid)  # (B, gh, gw)
+    codes = patch_categories(mask, (hf, wf), P, tolerance, valid)  # (B, gh, gw)
     gh, gw = codes.shape[1:]
     flat = codes.flatten(1)  # (B, L)
 
     # Up to max_patches patches of each category per image, uniformly without replacement;
     # one gather fetches all their cells (eq. 7 needs nothing else from the map).
-    t_idx, t_valid = sample_patches(flat == TAMPERED, cfg.max_patches, generator)
-    a_idx, a_valid = sample_patches(flat == AUTHENTIC, cfg.max_patches, generator)
-    c_idx, c_valid = sample_patches(flat == CONTOUR, cfg.max_patches, generator)
+    t_idx, t_valid = sample_patches(flat == TAMPERED, max_patches, generator)
+    a_idx, a_valid = sample_patches(flat == AUTHENTIC, max_patches, generator)
+    c_idx, c_valid = sample_patches(flat == CONTOUR, max_patches, generator)
     k_t, k_a = t_idx.shape[1], a_idx.shape[1]
     cells = patch_cells(feature, torch.cat([t_idx, a_idx, c_idx], 1), gw, P)  # (B, k_t+k_a+k_c, P*P, C)
     f_patch = cells[:, : k_t + k_a].mean(2)  # (B, k_t+k_a, C): f(p), the mean of its cells
@@ -185,12 +186,12 @@ def batch_ncl_loss(pivot: nn.Module, feature: torch.Tensor, mask: torch.Tensor, 
     # the sum when each sampled negative counts N / k times (log N/k added to its log-sum-exp).
     n_t, n_a = t_valid.sum(1), a_valid.sum(1)  # (B,) sampled counts
     a_scale = t_scale = None
-    if cfg.sample_weighting:
+    if sample_weighting:
         a_scale = ((flat == AUTHENTIC).sum(1).clamp(min=1) / n_a.clamp(min=1)).log()  # (B,)
         t_scale = ((flat == TAMPERED).sum(1).clamp(min=1) / n_t.clamp(min=1)).log()  # (B,)
     t1, t2, t3 = ncl_terms_batched(
         f_patch[:, :k_t], t_valid, f_patch[:, k_t:], a_valid,
-        se_plus, se_minus, has_contour, cfg.tau, a_scale, t_scale,
+        se_plus, se_minus, has_contour, tau, a_scale, t_scale,
     )
     # An image counts in the batch mean only if one of its terms contrasts a positive with a
     # negative: term 1 needs two tampered patches and an authentic one, terms 2 and 3 a contour

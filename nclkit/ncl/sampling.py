@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import torch
 
-from ..presets import Config
 from .categorize import IGNORE, categorize_patches, patch_fraction
 
 __all__ = ["sample_patches", "patch_categories", "patch_cells"]
@@ -25,11 +24,11 @@ def sample_patches(selected: torch.Tensor, k: int, generator: torch.Generator | 
     return idx, top >= 0
 
 
-def patch_categories(mask, grid_hw, cfg: Config, valid=None) -> torch.Tensor:
-    """Category codes (B, gh, gw); patches reaching into crop padding are IGNORE."""
-    codes = categorize_patches(mask, grid_hw, cfg.patch_size, cfg.tolerance)
+def patch_categories(mask, grid_hw, patch_size: int = 1, tolerance: float = 0.0, valid=None) -> torch.Tensor:
+    """Category codes (B, gh, gw) as `categorize_patches` gives them; patches reaching into crop padding are IGNORE."""
+    codes = categorize_patches(mask, grid_hw, patch_size, tolerance)
     if valid is not None:
-        inside = patch_fraction(valid, grid_hw, cfg.patch_size) >= 1.0 - 1e-6  # (B, gh, gw)
+        inside = patch_fraction(valid, grid_hw, patch_size) >= 1.0 - 1e-6  # (B, gh, gw)
         codes = codes.masked_fill(~inside, IGNORE)
     return codes
 

@@ -8,7 +8,7 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
-from ..engine.evaluator import load_sample
+from ..data import load_sample
 from ..engine.predict import predict_probability
 from .overlays import show_samples
 

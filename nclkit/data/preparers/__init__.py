@@ -2,13 +2,11 @@
 
 Each `prepare_X(root, out) -> Path` reads the dataset folder `root`, writes the manifest `out`
 (a .jsonl file, or a folder that receives manifest.jsonl) and returns the manifest's path.
+`nclkit prepare NAME` runs one from the command line (data_scripts/prepare_NAME.py call it).
 """
 from __future__ import annotations
 
-import sys
 from typing import Callable
-
-from ..errors import DataError
 
 from .casia import prepare_casia1, prepare_casia2
 from .columbia import columbia_mask_from_edgemask, prepare_columbia
@@ -19,7 +17,7 @@ from .folder import MASK_TAGS, folder_records
 from .imd2020 import prepare_imd2020
 from .nist16 import prepare_nist16
 
-__all__ = ["PREPARERS", "get_preparer", "script_main", "extract_archive", "prepare_coverage", "prepare_casia1",
+__all__ = ["PREPARERS", "get_preparer", "extract_archive", "prepare_coverage", "prepare_casia1",
            "prepare_casia2", "prepare_columbia", "prepare_nist16", "prepare_defacto", "prepare_imd2020",
            "coverage_split", "COVERAGE_MIS_SIZED", "columbia_mask_from_edgemask", "folder_records", "MASK_TAGS"]
 
@@ -39,18 +37,3 @@ def get_preparer(name: str) -> Callable:
     if name not in PREPARERS:
         raise ValueError(f"unknown dataset {name!r}; expected one of {sorted(PREPARERS)}")
     return PREPARERS[name]
-
-
-def script_main(name: str, argv: list[str] | None = None) -> None:
-    """Entry point of `data_scripts/prepare_<name>.py --root R --out M` (same as `nclkit prepare`)."""
-    import argparse  # only the data_scripts/ entry points parse arguments
-
-    parser = argparse.ArgumentParser(description=f"Prepare the {name} manifest (see docs/data.md).")
-    parser.add_argument("--root", required=True, help="the dataset folder in its published layout")
-    parser.add_argument("--out", required=True, help="manifest .jsonl path, or a folder for manifest.jsonl")
-    args = parser.parse_args(argv)
-    try:
-        print(get_preparer(name)(args.root, args.out))
-    except DataError as err:  # a user's data problem: one line, not a traceback
-        print(f"{parser.prog}: error: {err}", file=sys.stderr)
-        raise SystemExit(2) from None
