@@ -60,8 +60,14 @@ def start_competitor(nice: int) -> subprocess.Popen:
                             preexec_fn=(lambda: os.nice(nice)) if nice else None)
 
 
+# torch's own thread count at start: cpu_threads() takes the current count as its ceiling, so every window
+# starts from this one, as a fresh `nclkit train` process would (not from the previous window's choice).
+STARTING_THREADS = torch.get_num_threads()
+
+
 def time_steps(training, batch: dict[str, torch.Tensor], steps: int, threads: int | None = None) -> float:
     """Seconds per step over `steps` training steps of the trainer's loop, with `threads` (None: cpu_threads())."""
+    torch.set_num_threads(STARTING_THREADS)
     torch.set_num_threads(threads or cpu_threads())
     t0 = time.perf_counter()
     train_one_epoch(training, training.loss, [batch] * steps)
