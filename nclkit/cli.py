@@ -31,7 +31,7 @@ from .data.synthetic import make_synthetic
 from .engine.attacks import parse_attack
 from .engine.checkpoint import load_model
 from .engine.devices import cpu_threads, pick_device
-from .engine.evaluator import evaluate, write_report
+from .engine.evaluator import evaluate, pixel_threshold_on_val, write_report
 from .engine.metrics import IMAGE_SCORES, choose_image_score
 from .engine.outputs import ensure_writable_dir, json_safe, last_checkpoint_note
 from .engine.robustness import robustness_markdown, robustness_table
@@ -175,6 +175,8 @@ def cmd_eval(args) -> int:
         parse_attack(args.attack)
     if args.image_score == "val" and not args.data:
         raise ValueError("--image-score val chooses on the val split of --data; with folders, name a rule")
+    if args.pixel_threshold == "val" and not args.data:
+        raise ValueError("--pixel-threshold val chooses on the val split of --data; with folders, leave it out")
     records = _eval_records(args)
     if args.limit:
         records = records[: args.limit]
@@ -187,21 +189,43 @@ def cmd_eval(args) -> int:
         rule, threshold = choice["rule"], choice["threshold"]
         print(f"image score chosen on {args.data} split val: {rule} > {threshold:.4g} (val image AUC "
               f"{choice['val_image_auc']:.3f})")
+    pixel = _pixel_threshold_on_val(model, args, device)
+    extra = (pixel["threshold"],) if pixel else ()
     result = evaluate(model, records, device=device, attack=args.attack, global_metrics=args.all_protocols,
-                      best_threshold=args.all_protocols, permuted=args.all_protocols, progress=not args.no_progress,
-                      image_score=rule, image_threshold=threshold)
+                      best_threshold=True, permuted=args.all_protocols, progress=not args.no_progress,
+                      image_score=rule, image_threshold=threshold, thresholds=extra)
     if choice is not None:
         result["image_score_choice"] = choice
+    if pixel:
+        t = pixel["threshold"]
+        result["pixel_f1_val_threshold"] = result["pixel_f1"] if t == 0.5 else result[f"pixel_f1@{t:g}"]
+        result["pixel_threshold_choice"] = pixel
     result["checkpoint"] = str(args.checkpoint)
     result["split"] = args.split if args.data else "all (folders)"
     write_report(result, args.out)
     if args.figure:
         save_prediction_figure(model, records, Path(args.out).with_suffix(".png"))
-    shown = {k: result[k] for k in ("pixel_f1", "pixel_auc", "image_auc", "image_balanced_accuracy", "n_images",
-                                    "n_tampered", "n_authentic") if k in result}
+    shown = {k: result[k] for k in ("pixel_f1", "pixel_f1_val_threshold", "pixel_f1_best_threshold", "pixel_auc",
+                                    "image_auc", "image_balanced_accuracy", "n_images", "n_tampered", "n_authentic")
+             if k in result}
     print(json.dumps(shown, indent=2))
     print(f"data: {result['protocol']['data']}")
     return 0
+
+
+def _pixel_threshold_on_val(model, args, device) -> dict | None:
+    """`--pixel-threshold`: the pixel threshold best on the manifest's val split, or None where not asked."""
+    if args.pixel_threshold == "none" or (args.pixel_threshold == "auto" and (not args.data or args.split == "val")):
+        return None
+    val = [r for r in read_manifest(args.data, split="val") if r.label == 1]
+    if not val:
+        if args.pixel_threshold == "auto":
+            return None
+        raise ValueError(f"{args.data}: --pixel-threshold val needs tampered images in split 'val'")
+    scan_records(val)
+    chosen = pixel_threshold_on_val(model, val, device=device, max_side=None, progress=not args.no_progress)
+    print(f"pixel threshold chosen on {args.data} split val: {chosen['threshold']:g} (val F1 {chosen['val_pixel_f1']:.3f})")
+    return chosen
 
 
 def _image_score_on_val(model, args, device) -> dict:
@@ -297,6 +321,10 @@ def _eval_parser(sub) -> None:
                         "rule and threshold best on the manifest's val split (never on the split scored)")
     p.add_argument("--image-threshold", type=_probability, default=0.5,
                    help="an image counts as tampered when its score is above this (default 0.5)")
+    p.add_argument("--pixel-threshold", default="auto", choices=("auto", "val", "none"),
+                   help="F1 also at the pixel threshold best on the manifest's val split, beside F1@0.5 and the "
+                        "oracle F1 (each image's best threshold). auto (default): when --data has tampered val "
+                        "images and the split scored is another; val: always (an error without them); none: never")
     p.add_argument("--limit", type=_positive_int, help="evaluate only the first N records")
     p.add_argument("--device")
     p.add_argument("--no-progress", action="store_true")

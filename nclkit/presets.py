@@ -66,6 +66,8 @@ class Config:
     aux_before_upsampling: bool = False   # paper §3.3: aux classifiers "after each upsampling"; True adds one on ASPP's output
     max_patches: int = 128                # ours: cap on sampled tampered/authentic/contour patches per image
     sample_weighting: bool = True         # eq. 7 sums over all patches: sampled negatives weighted N/k to estimate the sums
+    balanced_bce: bool = False            # ours, base/pivot only: tampered and authentic pixels weigh half each in the BCE
+                                          # (class balancing alone, to compare with eq. 8's contour weighting)
     # --- data ---
     crop_size: int = 512                  # paper §4
     scale_min: float = 0.5                # DeepLabV3+ protocol [4]: random scale in [0.5, 2.0] before the crop
@@ -119,6 +121,9 @@ class Config:
             raise ValueError(f"tau={self.tau}; expected > 0")
         if self.forged < 0:
             raise ValueError(f"forged={self.forged}; expected >= 0 (0 = the split's own images only)")
+        if self.balanced_bce and self.variant == "full":
+            raise ValueError("balanced_bce=True with variant 'full': full NCL has no plain BCE to balance (eq. 8 "
+                             "weighs its pixels); use it with variant base or pivot")
         if self.amp not in ("auto", "bf16", "fp16", "fp32"):
             raise ValueError(f"amp={self.amp!r}; expected auto, bf16, fp16 or fp32")
 

@@ -19,7 +19,9 @@ run, wall = sys.argv[1], int(sys.argv[2])
 rep = json.load(open(f"{run}/report.json"))
 summ = json.load(open(f"{run}/train/summary.json"))
 print(f"training: {summ['train_seconds']:.0f} s of training ({wall} s wall, incl. validation) for {summ['epochs_done']} epochs")
-print(f"test split: per-image pixel F1@0.5 = {rep['pixel_f1']:.3f}, pixel AUC = {rep['pixel_auc']:.3f} "
+print(f"test split: per-image pixel F1@0.5 = {rep['pixel_f1']:.3f}, at the val-chosen threshold "
+      f"{rep['pixel_threshold_choice']['threshold']:g} = {rep['pixel_f1_val_threshold']:.3f}, oracle (each image's "
+      f"best threshold) = {rep['pixel_f1_best_threshold']:.3f}, pixel AUC = {rep['pixel_auc']:.3f} "
       f"over {rep['n_tampered']} tampered images")
 print(f"report: {run}/report.json, {run}/report.md, figure {run}/report.png")
 PY

@@ -333,3 +333,27 @@ def test_eval_chooses_the_image_score_on_val(checkpoint, tiny_manifest, tmp_path
     assert main(["eval", "--checkpoint", str(checkpoint), "--images", str(folder), "--masks", str(folder),
                  "--out", str(out), "--image-score", "val"]) == 2
     one_line_error(capsys, "--image-score val")
+
+
+def test_eval_reports_f1_at_the_val_threshold_beside_f1_at_half_and_the_oracle(checkpoint, tiny_manifest, tmp_path,
+                                                                               capsys):
+    from nclkit.engine.metrics import PIXEL_THRESHOLDS
+
+    out = tmp_path / "r.json"
+    assert main(["eval", "--checkpoint", str(checkpoint), "--data", str(tiny_manifest), "--out", str(out),
+                 "--no-progress"]) == 0
+    report = json.loads(out.read_text())
+    t = report["pixel_threshold_choice"]["threshold"]
+    assert t in PIXEL_THRESHOLDS and f"pixel threshold chosen on {tiny_manifest} split val: {t:g}" in capsys.readouterr().out
+    at_t = report["pixel_f1"] if t == 0.5 else report[f"pixel_f1@{t:g}"]
+    assert report["pixel_f1_val_threshold"] == at_t <= report["pixel_f1_best_threshold"] + 1e-9
+    assert "pixel_f1_val_threshold" in out.with_suffix(".md").read_text()
+    for argv in (["--split", "val"], ["--pixel-threshold", "none"]):  # nothing to choose on, or not asked
+        assert main(["eval", "--checkpoint", str(checkpoint), "--data", str(tiny_manifest), "--out", str(out),
+                     "--no-progress", *argv]) == 0
+        assert "pixel_f1_val_threshold" not in json.loads(out.read_text())
+    folder = tmp_path / "imgs"
+    make_pair(folder, "x")
+    assert main(["eval", "--checkpoint", str(checkpoint), "--images", str(folder), "--masks", str(folder),
+                 "--out", str(out), "--pixel-threshold", "val"]) == 2
+    one_line_error(capsys, "--pixel-threshold val")

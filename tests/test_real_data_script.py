@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from nclkit.engine.metrics import PIXEL_THRESHOLDS
+
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "real_data.py"
 
 
@@ -34,11 +36,15 @@ def test_seeds_summary_and_cross_rows(real_data, tiny_manifest, tmp_path, capsys
     assert table["summary"]["full"]["pixel_f1"]["mean"] == pytest.approx(sum(f1s) / 2)
     assert table["summary"]["full"]["pixel_f1"]["n"] == 2
     assert 0 < table["all_tampered_f1"] < 1 and "ISA" in table["device"]
+    for run in table["runs"]["full"]:  # F1 at the pixel threshold chosen on val, beside F1@0.5 and the oracle's
+        assert run["image_rule"]["pixel_threshold"] in PIXEL_THRESHOLDS
+        assert 0 <= run["pixel_f1_val_threshold"] <= run["pixel_f1_best_threshold"] + 1e-9
     cross = json.loads((tmp_path / "out" / "cross_dataset_real.json").read_text())
     assert [(r["trained_on"], r["tested_on"]) for r in cross["rows"]] == [("a", "b")]
     assert len(cross["rows"][0]["runs"]) == 2  # one row per full-NCL seed
     printed = capsys.readouterr().out
     assert "every pixel tampered (reference)" in printed and "Cross-dataset" in printed
+    assert "F1 at the val threshold" in printed
 
 
 @pytest.mark.slow

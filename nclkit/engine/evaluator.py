@@ -28,7 +28,8 @@ from .attacks import apply_attack, parse_attack
 from .outputs import json_safe
 from .predict import predict_probability
 
-__all__ = ["evaluate", "EvalProtocol", "score_image", "summarise", "write_report", "all_tampered_f1"]
+__all__ = ["evaluate", "EvalProtocol", "score_image", "summarise", "write_report", "all_tampered_f1",
+           "pixel_threshold_on_val"]
 
 
 def all_tampered_f1(records: Sequence[Any]) -> float:
@@ -190,6 +191,18 @@ def evaluate(
     result["protocol"] = {"data": describe_data(records), **protocol.describe()}
     result["per_image"] = per_image
     return result
+
+
+def pixel_threshold_on_val(model: nn.Module, val_records: Sequence[Any], device=None, max_side: int | None = None,
+                           progress: bool = False) -> dict[str, Any]:
+    """The pixel threshold of best mean F1 on the validation records (`metrics.choose_pixel_threshold`).
+
+    Pass the result's ``threshold`` to `evaluate(..., thresholds=(t,))` on test: its ``pixel_f1@t`` is
+    the val-threshold F1 that reports print beside F1@0.5 and the oracle F1.
+    """
+    res = evaluate(model, [r for r in val_records if r.label == 1], device=device, thresholds=M.PIXEL_THRESHOLDS,
+                   max_side=max_side, progress=progress)
+    return M.choose_pixel_threshold(res["per_image"])
 
 
 def _checked_protocol(model, attack, thresholds, seed, max_side, image_score, image_threshold, global_metrics,

@@ -28,7 +28,7 @@ import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, Callable, NamedTuple
 
 import numpy as np
 import torch
@@ -194,6 +194,7 @@ def train(
     tensorboard: bool = False,
     overwrite: bool = False,
     allow_changes: bool = False,
+    epoch_end: Callable[[int, nn.Module], None] | None = None,
 ) -> dict[str, Any]:
     """Train NCL (or a Table 5 variant) on the manifest's "train" split; writes best.pt, last.pt, log.jsonl.
 
@@ -204,6 +205,8 @@ def train(
         resume: continue from out_dir/last.pt (model, optimiser, schedule, scaler, RNG, step).
         overwrite: replace a run already in out_dir (without it, or resume, such a folder is refused).
         allow_changes: let a resumed run continue with a config that differs from its checkpoint's.
+        epoch_end: called as epoch_end(epoch, model) after each finished epoch (1-based; main process
+            only), e.g. to measure the model as it trains (nclkit.engine.diagnostics).
 
     Returns:
         a summary dict (epochs, steps, train seconds, best validation metrics, paths).
@@ -221,11 +224,11 @@ def train(
     with claim_run_dir(out_dir, main_process=world.is_main) as folder:  # a second process is refused, not interleaved
         folder = prepare_run_dir(folder, resume=resume, overwrite=overwrite, main_process=world.is_main)
         return _run(cfg, manifest, folder, world, resume, allow_changes, progress,
-                    writer_class if world.is_main else None)
+                    writer_class if world.is_main else None, epoch_end)
 
 
 def _run(cfg: Config, manifest, out_dir: Path, world: dist_utils.World, resume: bool, allow_changes: bool,
-         progress: bool, writer_class) -> dict[str, Any]:
+         progress: bool, writer_class, epoch_end=None) -> dict[str, Any]:
     """`train` in a folder it holds: data, model, epochs, checkpoints, log."""
     _seed_everything(cfg.seed + world.rank)
     dataset, val_records = _training_data(cfg, manifest, world, out_dir)
@@ -251,6 +254,8 @@ def _run(cfg: Config, manifest, out_dir: Path, world: dist_utils.World, resume: 
         _end_epoch(t, cfg, run, epoch, res, time.perf_counter() - t0, val_records, out_dir, world, writer)
         if epoch == first and world.is_main and not out_of_time:
             print(_estimate(cfg, epoch, time.perf_counter() - t0, t.device), flush=True)
+        if epoch_end is not None and world.is_main:
+            epoch_end(epoch + 1, t.model)
         if out_of_time:
             break
     return _finish(t, run, out_dir, world, writer, out_of_time)

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 
 from .categorize import whole_factors
 
-__all__ = ["bce_loss", "pc_loss", "shrink_mask", "resize_bool"]
+__all__ = ["bce_loss", "balanced_bce_loss", "pc_loss", "shrink_mask", "resize_bool"]
 
 
 def _check(logits: torch.Tensor, mask: torch.Tensor) -> None:
@@ -31,6 +31,19 @@ def bce_loss(logits: torch.Tensor, mask: torch.Tensor, valid: torch.Tensor | Non
     _check(logits, mask)
     bce = F.binary_cross_entropy_with_logits(logits.float(), mask.float(), reduction="none")
     return _mean_bce(bce, torch.ones_like(bce, dtype=torch.bool) if valid is None else valid > 0.5)
+
+
+def balanced_bce_loss(logits: torch.Tensor, mask: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
+    """Class-balanced BCE: (mean BCE over tampered pixels + mean BCE over authentic pixels) / 2.
+
+    Not in the paper: the Base model with its classes balanced, to tell what eq. 8's contour weighting
+    adds beyond balancing (a batch without one of the classes gives that class's half 0).
+    """
+    _check(logits, mask)
+    bce = F.binary_cross_entropy_with_logits(logits.float(), mask.float(), reduction="none")
+    inside = torch.ones_like(bce, dtype=torch.bool) if valid is None else valid > 0.5
+    tampered = mask > 0.5
+    return 0.5 * (_mean_bce(bce, tampered & inside) + _mean_bce(bce, ~tampered & inside))
 
 
 def pc_loss(

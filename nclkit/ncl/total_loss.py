@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from .ncl_loss import batch_ncl_loss
-from .pc_loss import bce_loss, pc_loss, resize_bool, shrink_mask
+from .pc_loss import balanced_bce_loss, bce_loss, pc_loss, resize_bool, shrink_mask
 
 __all__ = ["LossOutput", "NCLCriterion", "LOSS_VARIANTS"]
 
@@ -51,6 +51,8 @@ class NCLCriterion:
             of contour pixels in eq. 8; aux_weight: weight of the auxiliary PC losses.
         patch_size, tolerance, max_patches, sample_weighting: how eq. 7's patches are cut, categorised
             and sampled (nclkit.ncl.batch_ncl_loss).
+        balanced_bce: base and pivot only: the class-balanced BCE (pc_loss.balanced_bce_loss) in place
+            of the plain one (not in the paper; a control for eq. 8's weighting).
         The defaults are the paper preset's; `from_config` takes a Config's.
 
     Call:
@@ -68,6 +70,7 @@ class NCLCriterion:
     tolerance: float = 0.0
     max_patches: int = 128
     sample_weighting: bool = True
+    balanced_bce: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.variant, str):
@@ -96,8 +99,9 @@ class NCLCriterion:
     def __call__(self, out, mask: torch.Tensor, valid: torch.Tensor | None = None, pivot: nn.Module | None = None,
                  generator=None) -> LossOutput:
         mask = mask.float()
+        bce_of = balanced_bce_loss if self.balanced_bce else bce_loss
         if self.variant == "base":
-            bce = bce_loss(out.logits, mask, valid)
+            bce = bce_of(out.logits, mask, valid)
             return LossOutput(bce, {"bce": bce.detach()})
         if pivot is None:
             raise ValueError(f"the {self.variant!r} variant needs the pivot network: criterion(out, mask, valid, "
@@ -107,7 +111,7 @@ class NCLCriterion:
         terms = {k: v.detach() for k, v in terms.items()}
         terms["ncl"] = ncl.detach()
         if self.variant == "pivot":
-            bce = bce_loss(out.logits, mask, valid)
+            bce = bce_of(out.logits, mask, valid)
             terms["bce"] = bce.detach()
             return LossOutput(bce + self.omega * ncl, terms)
 
