@@ -30,9 +30,11 @@ import json
 import math
 import os
 import random
+import shutil
 import time
 import warnings
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -49,7 +51,7 @@ from ..models import build_model
 from ..ncl import NCLCriterion
 from ..presets import Config
 from ..version import __version__
-from ..atomic import write_text_atomic
+from ..atomic import write_atomic, write_text_atomic
 from . import distributed as dist_utils
 from .checkpoint import (
     FREE_KEYS, DamagedCheckpoint, _norm, check_compatible, check_finite_weights, check_resumable, checkpoint_config,
@@ -406,6 +408,8 @@ def _resume_checkpoint(cfg: Config, out_dir: Path, world: dist_utils.World, allo
             continue
         if path == best:
             kept = [_set_aside(last, world)] if last.exists() else []
+            if world.is_main:  # the run folder whole again: last.pt is where the run now stands
+                write_atomic(last, partial(_copy_into, best))
             _say(world, f"{problems[0]}; continuing from {best} (epoch {state['epoch']}), the last sound state"
                         + (f"; the unusable file is kept as {kept[0].name}" if kept else ""))
         return state, path
@@ -424,7 +428,7 @@ def _resumable(path: Path, cfg: Config, allow_changes: bool, saved_config: dict[
         differ = [k for k in cfg.to_dict() if k not in FREE_KEYS
                   and _norm(state["config"].get(k)) != _norm(saved_config.get(k))]
         if differ:
-            raise _ForeignCheckpoint(f"{path} holds another run (its {', '.join(differ[:4])} differ from "
+            raise _ForeignCheckpoint(f"{path} holds another run ({', '.join(differ[:4])} not as in "
                                      f"{path.parent / 'config.json'})")
     check_compatible(state["config"], cfg, path)
     check_resumable(state, cfg, path, allow_changes=allow_changes)
@@ -456,6 +460,11 @@ def _set_aside(path: Path, world: dist_utils.World | None) -> Path:
     if world is None or world.is_main:
         os.replace(path, target)
     return target
+
+
+def _copy_into(src: Path, fh) -> None:
+    with open(src, "rb") as source:
+        shutil.copyfileobj(source, fh)
 
 
 def _say(world: dist_utils.World, line: str) -> None:
