@@ -218,6 +218,28 @@ def test_a_damaged_best_pt_is_set_aside_and_written_again(finished_run, small_ma
     assert "best.pt" in out and "the next validated epoch writes a new best.pt" in out
 
 
+@pytest.mark.slow
+def test_a_run_resumed_with_changes_and_stopped_before_saving_is_still_its_own(finished_run, small_manifest, tmp_path,
+                                                                               monkeypatch):
+    """config.json is written with last.pt: a resumed run with --allow-changes stopped before its first save
+    leaves the two agreeing, so the next --resume does not take last.pt for another run's."""
+    run = tmp_path / "run"
+    shutil.copytree(finished_run, run)
+    longer = small_cfg().replace(epochs=3)
+
+    def stopped(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as m:
+        m.setattr(trainer, "train_one_epoch", stopped)
+        with pytest.raises(KeyboardInterrupt):
+            train(longer, small_manifest, run, progress=False, resume=True, allow_changes=True)
+    assert json.loads((run / "config.json").read_text())["epochs"] == 2
+    assert train(longer, small_manifest, run, progress=False, resume=True, allow_changes=True)["epochs_done"] == 3
+    assert json.loads((run / "config.json").read_text())["epochs"] == 3
+    assert not list(run.glob("*.unusable*"))
+
+
 def test_no_sound_checkpoint_is_one_line_and_nothing_changes(finished_run, small_manifest, tmp_path, capsys):
     run = tmp_path / "run"
     shutil.copytree(finished_run, run)

@@ -49,7 +49,7 @@ from ..data import ManifestDataset, read_manifest, scan_records
 from ..data.forge import forge_from_manifest
 from ..models import build_model
 from ..ncl import NCLCriterion
-from ..presets import Config
+from ..presets import Config, upgrade_dict
 from ..version import __version__
 from ..atomic import write_atomic, write_text_atomic
 from . import distributed as dist_utils
@@ -236,7 +236,7 @@ def _run(cfg: Config, manifest, out_dir: Path, world: dist_utils.World, resume: 
          progress: bool, writer_class) -> dict[str, Any]:
     """`train` in a folder it holds: data, model, epochs, checkpoints, log."""
     _seed_everything(cfg.seed + world.rank)
-    saved_config = _read_run_config(out_dir) if resume else None  # before this run writes its own
+    saved_config = _read_run_config(out_dir) if resume else None  # the config last.pt was saved with
     if world.is_main and not resume:  # first: a run killed before its first checkpoint is still a run
         _write_config(out_dir, cfg)
     dataset, val_records = _training_data(cfg, manifest, world, out_dir)
@@ -245,8 +245,6 @@ def _run(cfg: Config, manifest, out_dir: Path, world: dist_utils.World, resume: 
     if cfg.compile:
         forward = torch.compile(forward)  # same parameters; checkpoints keep saving `model`'s own keys
     run = _resume(t, cfg, out_dir, world, allow_changes, saved_config) if resume else RunState()
-    if world.is_main and resume:
-        _write_config(out_dir, cfg)
     writer = writer_class(log_dir=str(out_dir / "tensorboard")) if writer_class is not None else None
     out_of_time, first = False, run.epoch
     for epoch in range(run.epoch, cfg.epochs):
@@ -393,13 +391,13 @@ def _resume_checkpoint(cfg: Config, out_dir: Path, world: dist_utils.World, allo
     if not last.exists() and not best.exists():
         if saved_config is None:
             raise FileNotFoundError(f"--resume: no checkpoint at {last}; start without --resume")
-        _say(world, f"{out_dir} holds no checkpoint yet (its run stopped during its first epoch): starting it "
-                    f"again from epoch 1")
+        _say(world, f"{out_dir} holds no checkpoint yet (its run stopped before its first epoch ended): "
+                    "starting it again from epoch 1")
         return None
     problems: list[str] = []
     for path in (last, best):
         if not path.exists():
-            problems.append(f"{path.name} is missing")
+            problems.append(f"{path} is missing")
             continue
         try:
             state = _resumable(path, cfg, allow_changes, saved_config)
@@ -424,9 +422,9 @@ def _resumable(path: Path, cfg: Config, allow_changes: bool, saved_config: dict[
     except DamagedCheckpoint as err:
         raise DamagedCheckpoint(path, err.problem, "") from None
     checkpoint_config(state, path)  # its values checked as a config.json's are
-    if saved_config is not None and not allow_changes:
-        differ = [k for k in cfg.to_dict() if k not in FREE_KEYS
-                  and _norm(state["config"].get(k)) != _norm(saved_config.get(k))]
+    if saved_config is not None and not allow_changes:  # keys an older version lacked: their older reading
+        theirs, ours = upgrade_dict(state["config"]), upgrade_dict(saved_config)
+        differ = [k for k in cfg.to_dict() if k not in FREE_KEYS and _norm(theirs.get(k)) != _norm(ours.get(k))]
         if differ:
             raise _ForeignCheckpoint(f"{path} holds another run ({', '.join(differ[:4])} not as in "
                                      f"{path.parent / 'config.json'})")
@@ -514,6 +512,7 @@ def _end_epoch(t: Training, cfg: Config, run: RunState, epoch: int, res: EpochRe
         if improved:
             save_checkpoint(state, out_dir / "best.pt")
         save_checkpoint(state, out_dir / "last.pt")
+        _write_config(out_dir, cfg)  # after last.pt: a resumed run's changes (--allow-changes) are recorded with it
         _log(out_dir, run.history, writer)
     dist_utils.barrier(world)
 
