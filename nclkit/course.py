@@ -320,8 +320,8 @@ def disconnect_note(run: Path, epochs: int) -> str | None:
     keep = ("tick USE_DRIVE in the first cell (and run the notebook again) to keep the checkpoints on Google Drive, "
             "where running this cell again resumes from the last finished epoch")
     if state == "interrupted":
-        return (f"the course cache is in this Colab runtime, not on Google Drive: the {done} of {epochs} epochs done so "
-                f"far are kept only while this runtime lives; {keep}")
+        return (f"the course cache is in this Colab runtime, not on Google Drive: the {done} of {epochs} epochs "
+                f"done so far are kept only while this runtime lives; {keep}")
     return ("the course cache is in this Colab runtime, not on Google Drive: if an earlier runtime trained this model "
             f"and disconnected, its epochs were lost with it, and training starts again from epoch 1 of {epochs}; "
             f"a disconnect now would lose this run too; {keep}")

@@ -39,7 +39,8 @@ def ensure_writable_dir(folder: str | os.PathLike, what: str = "--out") -> Path:
         held = [name for name in RUN_FILES if (folder / name).exists()]
         todo = (f"its files ({', '.join(held)}) are intact; make the folder writable to continue the run, or copy it "
                 "to a writable folder and continue there with --resume") if held else "choose another folder"
-        raise ValueError(f"{what} {folder}: cannot write there ({err.strerror or type(err).__name__}); {todo}") from None
+        reason = err.strerror or type(err).__name__
+        raise ValueError(f"{what} {folder}: cannot write there ({reason}); {todo}") from None
     return folder
 
 

@@ -70,8 +70,8 @@ def _sound_checkpoint(run: Path) -> dict[str, Any] | None:
             continue
         try:
             state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-        except (RuntimeError, EOFError, OSError, ValueError, pickle.UnpicklingError):  # cut short: the trainer sets it aside
-            continue
+        except (RuntimeError, EOFError, OSError, ValueError, pickle.UnpicklingError):
+            continue  # cut short: the trainer sets it aside and resumes from the other
         if isinstance(state, dict) and "epoch" in state:
             return state
     return None
