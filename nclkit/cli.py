@@ -22,6 +22,7 @@ from pathlib import Path
 
 import torch
 
+from .atomic import WriteError, write_text_atomic
 from .data import DataError, describe_data, read_manifest, scan_records
 from .data.manifest import PROTOCOLS
 from .data.preparers import PREPARERS, folder_records
@@ -245,8 +246,8 @@ def cmd_robustness(args) -> int:
     table = robustness_table(model, records, seed=args.seed, device=device)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(json_safe(table), indent=2) + "\n")
-    out.with_suffix(".md").write_text(robustness_markdown(table) + "\n")
+    write_text_atomic(out, json.dumps(json_safe(table), indent=2) + "\n")
+    write_text_atomic(out.with_suffix(".md"), robustness_markdown(table) + "\n")
     print(robustness_markdown(table))
     return 0
 
@@ -424,7 +425,14 @@ def _interrupted(args) -> str:
 
     if not (Path(args.out) / "last.pt").is_file():
         return "interrupted before the first checkpoint; nothing to resume (run the same command again)"
-    return (f"interrupted; {last_checkpoint_note(args.out)}; continue with: "
+    return f"interrupted; {_resume_hint(args)}"
+
+
+def _resume_hint(args) -> str:
+    """Where train's last checkpoint is and the command that continues from it."""
+    if not (Path(args.out) / "last.pt").is_file():
+        return "no checkpoint was written; run the same command again"
+    return (f"{last_checkpoint_note(args.out)}; continue with: "
             f"nclkit train --data {shlex.quote(args.data)} --out {shlex.quote(args.out)} --resume")
 
 
@@ -486,6 +494,8 @@ def _run(args) -> int:
         if os.environ.get("NCLKIT_DEBUG"):
             raise
         text = _missing_package(err) if isinstance(err, ImportError) else _one_line(err)
+        if isinstance(err, WriteError) and args.command == "train":
+            text += f"; {_resume_hint(args)}"
         print(f"nclkit {args.command}: error: {text}", file=sys.stderr)
         return 2
 

@@ -26,7 +26,7 @@ from .presets import QUICK_EPOCHS, QUICK_REAL_EPOCHS, Config, get_config
 __all__ = ["Profile", "device_profile", "GPU_IMAGES_PER_S", "gpu_class", "expected_minutes", "training_images",
            "expected_time", "course_gpu_minutes", "in_colab", "cache_dir", "synthetic_manifest", "coverage_root",
            "coverage_manifest", "casia1_root", "casia1_manifest", "course_data", "trained_checkpoint",
-           "train_or_reuse", "TrainedRun", "run_progress", "source_hash"]
+           "train_or_reuse", "TrainedRun", "run_progress", "source_hash", "cache_on_drive", "disconnect_note"]
 
 
 @dataclass
@@ -292,8 +292,39 @@ def train_or_reuse(manifest: str | Path | None = None, variant: str = "full", pr
     manifest = Path(manifest) if manifest is not None else synthetic_manifest()
     key = hashlib.sha1(json.dumps([cfg.to_dict(), str(manifest), source_hash()], sort_keys=True).encode()).hexdigest()[:12]
     run = cache_dir() / "runs" / f"{cfg.name}_{variant}_{key}"
+    note = disconnect_note(run, cfg.epochs)
+    if note:
+        print(note)
     # Progress bars on a GPU run; at the quick scale (CI, laptops) the per-epoch prints are enough.
     return ensure_trained(cfg, manifest, run, device=profile.device, progress=not profile.quick)
+
+
+def cache_on_drive(root: Path | None = None) -> bool:
+    """True where the course cache lives on the mounted Google Drive (it outlives the Colab runtime)."""
+    root = (root or cache_dir()).resolve()
+    return COLAB_DRIVE.resolve() in (root, *root.parents)
+
+
+def disconnect_note(run: Path, epochs: int) -> str | None:
+    """On Colab, where the cache is not on Google Drive: one line on what a disconnect loses, None elsewhere.
+
+    A Colab runtime that disconnects (idle time, usage limits) takes its disk with it. With the cache on
+    Drive (USE_DRIVE), running the training cell again resumes from the last finished epoch; without it,
+    every epoch trained in the lost runtime is gone, and the run starts again from epoch 1.
+    """
+    if not in_colab() or os.environ.get("NCLKIT_CACHE") or cache_on_drive():
+        return None
+    state, done = run_progress(run, epochs)
+    if state == "complete":
+        return None
+    keep = ("tick USE_DRIVE in the first cell (and run the notebook again) to keep the checkpoints on Google Drive, "
+            "where running this cell again resumes from the last finished epoch")
+    if state == "interrupted":
+        return (f"the course cache is in this Colab runtime, not on Google Drive: the {done} of {epochs} epochs "
+                f"done so far are kept only while this runtime lives; {keep}")
+    return ("the course cache is in this Colab runtime, not on Google Drive: if an earlier runtime trained this model "
+            f"and disconnected, its epochs were lost with it, and training starts again from epoch 1 of {epochs}; "
+            f"a disconnect now would lose this run too; {keep}")
 
 
 def trained_checkpoint(manifest: str | Path | None = None, variant: str = "full", preset: str | Config | None = None,

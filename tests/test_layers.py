@@ -13,6 +13,7 @@ ROOT = Path(nclkit.__file__).resolve().parent
 # Lower numbers are lower layers; a module may import its own layer and the ones below.
 LAYERS = {
     "version": 0, "presets": 0,
+    "atomic": 0,  # files written whole or not at all, for every layer that writes
     "data": 1,
     "models": 2,
     "ncl": 3,

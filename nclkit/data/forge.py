@@ -35,6 +35,7 @@ from typing import Sequence
 import cv2
 import numpy as np
 
+from ..atomic import write_text_atomic
 from .errors import DataError
 from .io import IMAGE_SUFFIXES, load_image, load_mask
 from .manifest import Record, read_manifest, write_manifest
@@ -292,6 +293,8 @@ def forge(
     if not overwrite and manifest.is_file() and info_path.is_file():
         if json.loads(info_path.read_text()).get("params") == params:
             return manifest
+    for done in (manifest, info_path):  # written last: a folder killed while being remade never looks complete
+        done.unlink(missing_ok=True)
     (out / "images").mkdir(parents=True, exist_ok=True)
     (out / "masks").mkdir(parents=True, exist_ok=True)
     records, sources = [], {}
@@ -320,7 +323,7 @@ def forge(
         donor_id = shapes[s][0] if pixels is not None else photos[d][0] if donor is not None else None
         sources[rid] = {"kind": kind, "target": photos[t][0], "donor": donor_id,
                         "shape": shapes[s][0] if s is not None else None, "traces": traces}
-    info_path.write_text(json.dumps({"params": params, "forgeries": sources}, indent=1))
+    write_text_atomic(info_path, json.dumps({"params": params, "forgeries": sources}, indent=1))
     return write_manifest(records, manifest)
 
 

@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
+from ..atomic import write_text_atomic
 from .errors import DataError
 
 __all__ = ["Record", "SPLITS", "PROTOCOLS", "write_manifest", "read_manifest", "validate_manifest", "describe_data"]
@@ -102,8 +103,7 @@ def write_manifest(records: Iterable[Record], path: str | os.PathLike) -> Path:
             del d["protocol"]
         lines.append(json.dumps(d, ensure_ascii=False))
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return path
+    return write_text_atomic(path, "\n".join(lines) + "\n")  # whole or not at all: a kill never leaves half a manifest
 
 
 def _parse_line(d: Any, path: Path, lineno: int, base: Path) -> Record:

@@ -22,6 +22,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from ..atomic import write_text_atomic
 from .errors import DataError
 from .io import load_image
 from .manifest import Record, write_manifest
@@ -217,6 +218,8 @@ def make_synthetic(
     if not overwrite and manifest.is_file() and info_path.is_file():
         if json.loads(info_path.read_text()).get("params") == params:
             return manifest
+    for done in (manifest, info_path):  # written last: a folder killed while being remade never looks complete
+        done.unlink(missing_ok=True)
     photos = source_photos()
     (out / "images").mkdir(parents=True, exist_ok=True)
     (out / "masks").mkdir(parents=True, exist_ok=True)
@@ -237,5 +240,5 @@ def make_synthetic(
                                   label=int(kind != "authentic"), dataset="synthetic", split=split, id=rid))
             kinds[rid] = kind
         start += n
-    info_path.write_text(json.dumps({"params": params, "kinds": kinds}, indent=1))
+    write_text_atomic(info_path, json.dumps({"params": params, "kinds": kinds}, indent=1))
     return write_manifest(records, manifest)

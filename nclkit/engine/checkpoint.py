@@ -2,10 +2,11 @@
 
 A checkpoint holds {model, optimizer, scheduler, scaler, epoch, step, config, rng, best, history,
 nclkit_version}: enough to rebuild the model without the original command line and to resume exactly.
+It is written whole or not at all (nclkit.atomic); a file cut short anyway (a copy, a sync to a cloud
+drive) is reported as damaged (`DamagedCheckpoint`), never read as a good one.
 """
 from __future__ import annotations
 
-import os
 import pickle
 import random
 from pathlib import Path
@@ -14,10 +15,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..atomic import write_atomic
 from ..models import build_model
 from ..presets import Config, upgrade_dict
 
-__all__ = ["save_checkpoint", "read_checkpoint", "load_model", "load_optimizer_state", "rng_state", "set_rng_state",
+__all__ = ["save_checkpoint", "read_checkpoint", "DamagedCheckpoint", "load_model", "load_optimizer_state", "rng_state", "set_rng_state",
            "MODEL_KEYS", "FREE_KEYS", "RESUME_KEYS", "checkpoint_config", "nonfinite_tensors", "check_finite_weights",
            "check_compatible", "check_resumable"]
 
@@ -51,22 +53,25 @@ def check_finite_weights(weights: dict[str, Any], path: str | Path) -> None:
 
 
 def save_checkpoint(state: dict[str, Any], path: str | Path) -> Path:
-    """Write atomically: a crash mid-write leaves the previous file intact and no .tmp behind.
+    """Write atomically and synced to the disk: a crash, a kill or a full disk mid-write leaves the
+    previous file intact and no .tmp behind (nclkit.atomic.write_atomic).
 
-    Raises ValueError, writing nothing, when the model's weights are not all finite.
+    Raises ValueError, writing nothing, when the model's weights are not all finite; WriteError (an
+    OSError naming the file) when the disk is full or the folder read-only.
     """
     path = Path(path)
     if "model" in state:
         check_finite_weights(state["model"], path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        torch.save(state, tmp)
-        os.replace(tmp, path)
-    except BaseException:  # a full disk or Ctrl-C mid-write: drop the partial file, keep the old one
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
+    return write_atomic(path, lambda fh: torch.save(state, fh))
+
+
+class DamagedCheckpoint(ValueError):
+    """A checkpoint file that is empty or cut short: `problem` says which, the message what to do."""
+
+    def __init__(self, path: Path, problem: str, todo: str = "use another checkpoint, or copy this one again") -> None:
+        super().__init__(f"checkpoint {path} {problem}" + (f"; {todo}" if todo else ""))
+        self.path, self.problem = path, problem
 
 
 def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
@@ -74,11 +79,17 @@ def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
+    size = path.stat().st_size
+    if size == 0:
+        raise DamagedCheckpoint(path, "is empty (0 bytes): its writing was cut short")
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # noqa: BLE001 - torch raises several types for a bad file
+        if _zip_file(path) and not _unsafe(err):  # a PyTorch file that torch cannot read: cut short or corrupted
+            raise DamagedCheckpoint(path, f"is damaged ({size} bytes, unreadable: its writing or copying was cut "
+                                          "short, or it was corrupted)") from None
         # PyTorch's own message advises a retry with weights_only=False, which would run the file's code.
-        if isinstance(err, pickle.UnpicklingError) and "global" in str(err).lower():
+        if _unsafe(err):
             raise ValueError(f"checkpoint {path} holds Python objects beyond tensors and plain data, so it was not "
                              "loaded (loading it could run code); nclkit checkpoints never do: only use files you "
                              "trust") from None
@@ -92,6 +103,17 @@ def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         raise ValueError(f"checkpoint {path}: its config is a {type(state['config']).__name__}, not an nclkit "
                          "config (key: value pairs)")
     return state
+
+
+def _unsafe(err: Exception) -> bool:
+    """torch.load(weights_only=True) refused an object beyond tensors and plain data."""
+    return isinstance(err, pickle.UnpicklingError) and "global" in str(err).lower()
+
+
+def _zip_file(path: Path) -> bool:
+    """PyTorch's file format is a zip archive: a file that starts like one was meant to be a checkpoint."""
+    with open(path, "rb") as fh:
+        return fh.read(4) == b"PK\x03\x04"
 
 
 def checkpoint_config(state: dict[str, Any], path: str | Path) -> Config:

@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from ..atomic import write_text_atomic
 from ..data import describe_data, load_mask, load_sample
 from . import metrics as M
 from .attacks import apply_attack, parse_attack
@@ -236,7 +237,7 @@ def write_report(result: dict[str, Any], json_path: str | os.PathLike) -> tuple[
     """
     json_path = Path(json_path)
     json_path.parent.mkdir(parents=True, exist_ok=True)
-    json_path.write_text(json.dumps(json_safe(result), indent=2, allow_nan=False) + "\n")
+    write_text_atomic(json_path, json.dumps(json_safe(result), indent=2, allow_nan=False) + "\n")
     md_path = json_path.with_suffix(".md")
     scalars = {k: v for k, v in result.items() if k not in ("protocol", "per_image")}
     lines = ["# Evaluation report", "", "## Protocol", ""]
@@ -249,5 +250,5 @@ def write_report(result: dict[str, Any], json_path: str | os.PathLike) -> tuple[
         lines += ["", "## Per image", "", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
         lines += ["| " + " | ".join(_fmt(r.get(c)) if c not in ("id", "label") else str(r.get(c))
                                     for c in cols) + " |" for r in rows]
-    md_path.write_text("\n".join(lines) + "\n")
+    write_text_atomic(md_path, "\n".join(lines) + "\n")
     return json_path, md_path

@@ -19,8 +19,9 @@ __all__ = ["RUN_FILES", "LOCK_FILE", "ensure_writable_dir", "prepare_run_dir", "
 
 # The files that make a folder a run: finding any of them means earlier work would be lost.
 RUN_FILES = ("last.pt", "best.pt", "log.jsonl", "summary.json")
-# What a run also writes, removed with it by `overwrite`.
+# What a run also writes, removed with it by `overwrite` (and the unusable checkpoints `--resume` set aside).
 _ALSO_REMOVED = ("config.json", "tensorboard", "forged")
+_SET_ASIDE = "*.unusable*.pt"
 # The file that says which process writes a run folder now (its pid, under an OS lock).
 LOCK_FILE = "nclkit.lock"
 
@@ -35,8 +36,11 @@ def ensure_writable_dir(folder: str | os.PathLike, what: str = "--out") -> Path:
         with tempfile.NamedTemporaryFile(dir=folder, prefix=".nclkit-write-test-"):
             pass
     except OSError as err:
-        raise ValueError(f"{what} {folder}: cannot write there ({err.strerror or type(err).__name__}); "
-                         "choose another folder") from None
+        held = [name for name in RUN_FILES if (folder / name).exists()]
+        todo = (f"its files ({', '.join(held)}) are intact; make the folder writable to continue the run, or copy it "
+                "to a writable folder and continue there with --resume") if held else "choose another folder"
+        reason = err.strerror or type(err).__name__
+        raise ValueError(f"{what} {folder}: cannot write there ({reason}); {todo}") from None
     return folder
 
 
@@ -60,8 +64,7 @@ def prepare_run_dir(out_dir: str | os.PathLike, resume: bool, overwrite: bool, m
     if not main_process:
         return out_dir
     if held and not resume:
-        for name in RUN_FILES + _ALSO_REMOVED:
-            target = out_dir / name
+        for target in [out_dir / name for name in RUN_FILES + _ALSO_REMOVED] + list(out_dir.glob(_SET_ASIDE)):
             if target.is_dir():
                 shutil.rmtree(target)
             else:
@@ -159,8 +162,11 @@ def last_checkpoint_note(run_dir: str | os.PathLike) -> str:
     if not last.is_file():
         return "no checkpoint was written"
     log = last.parent / "log.jsonl"
-    rows = log.read_text().splitlines() if log.is_file() else []
-    epoch = json.loads(rows[-1]).get("epoch") if rows else None
+    rows = log.read_text(errors="replace").splitlines() if log.is_file() else []
+    try:
+        epoch = json.loads(rows[-1]).get("epoch") if rows else None
+    except (ValueError, AttributeError):  # a log an older version left half-written
+        epoch = None
     return f"the last checkpoint is {last}" + (f" (epoch {epoch})" if epoch else "")
 
 

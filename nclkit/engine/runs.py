@@ -3,10 +3,13 @@
 The course (`nclkit.course.train_or_reuse`) and the table scripts (scripts/reproduce.py,
 scripts/real_data.py) all get their runs through `ensure_trained`, so "is this run done?" has one
 answer everywhere: only the trainer's summary for every epoch of the run, without an early stop.
+A run cut short (a kill, a Colab disconnect) resumes from its last sound checkpoint: last.pt, or
+best.pt where last.pt is damaged.
 """
 from __future__ import annotations
 
 import json
+import pickle
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,24 +41,47 @@ def run_progress(run: Path, epochs: int) -> tuple[str, int]:
     Complete only when the trainer wrote its summary for all `epochs` without stopping early: best.pt
     is written during a run, so its presence alone says nothing about whether the run finished.
     """
-    summary_path = run / "summary.json"
-    if summary_path.is_file() and (run / "best.pt").is_file():
-        summary = json.loads(summary_path.read_text())
+    summary = _summary(run)
+    if summary is not None and (run / "best.pt").is_file():
         if summary.get("epochs_done") == epochs and not summary.get("stopped_by_time_budget"):
             return "complete", epochs
-    last = run / "last.pt"
-    if last.is_file():
-        # mmap: read the epoch counter without loading the weights and optimiser into memory
-        state = torch.load(last, map_location="cpu", weights_only=True, mmap=True)
+    state = _sound_checkpoint(run)
+    if state is not None:
         return "interrupted", int(state["epoch"])
     return "new", 0
+
+
+def _summary(run: Path) -> dict[str, Any] | None:
+    try:
+        summary = json.loads((run / "summary.json").read_text())
+    except (OSError, ValueError):  # none yet, or one an older version left half-written
+        return None
+    return summary if isinstance(summary, dict) else None
+
+
+def _sound_checkpoint(run: Path) -> dict[str, Any] | None:
+    """The checkpoint the trainer resumes from: last.pt, else best.pt where last.pt is missing or damaged.
+
+    Read with mmap: the epoch counter without the weights and the optimiser in memory.
+    """
+    for name in ("last.pt", "best.pt"):
+        path = run / name
+        if not path.is_file() or path.stat().st_size == 0:
+            continue
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        except (RuntimeError, EOFError, OSError, ValueError, pickle.UnpicklingError):
+            continue  # cut short: the trainer sets it aside and resumes from the other
+        if isinstance(state, dict) and "epoch" in state:
+            return state
+    return None
 
 
 def _with_fresh_budget(cfg: Config, run: Path) -> Config:
     """A run its time budget stopped gets a fresh budget: resuming with the spent one would stop at once."""
     if cfg.max_train_seconds <= 0:
         return cfg
-    spent = float(torch.load(run / "last.pt", map_location="cpu", weights_only=True, mmap=True)["train_seconds"])
+    spent = float(_sound_checkpoint(run)["train_seconds"])
     return cfg.replace(max_train_seconds=spent + cfg.max_train_seconds)
 
 
@@ -81,7 +107,10 @@ def ensure_trained(cfg: Config, manifest: str | Path, run: str | Path, device: s
         summary = train(_with_fresh_budget(cfg, run), manifest, run, resume=True, device=dev, progress=progress)
         outcome, message = "resumed", f"resumed an interrupted run from epoch {done} of {cfg.epochs}"
     else:
+        unusable = [p.name for p in (run / "last.pt", run / "best.pt") if p.is_file()] if reuse else []
         why = "no run with these settings yet: " if reuse else ""
+        if unusable:  # every checkpoint damaged: nothing to resume from
+            why = f"the run's checkpoints ({', '.join(unusable)}) are damaged: "
         print(f"{why}training {cfg.name}/{cfg.variant} from scratch for {cfg.epochs} epochs on {device_name(dev)} ...")
         # overwrite: without reuse, or where no last.pt says an epoch ever finished
         summary = train(cfg, manifest, run, device=dev, progress=progress, overwrite=True)

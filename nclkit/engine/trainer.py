@@ -18,15 +18,23 @@ model is built; a non-finite loss stops training at once (TrainingDiverged) and 
 non-finite weights is ever written; a run folder is never replaced without `overwrite=True`, and is
 written by one process at a time (a second is refused); the log is written after the checkpoint it
 describes; a train split without a tampered image is refused for the NCL variants.
+
+Nothing is lost when the machine fails: every file is written whole or not at all (nclkit.atomic),
+so a run killed at any moment (`kill -9`, a power cut, a Colab disconnect) resumes with `resume=True`
+from its last finished epoch to the same weights bit for bit; a `last.pt` found damaged or belonging
+to another run is set aside (kept, renamed) and the run continues from `best.pt`, saying so.
 """
 from __future__ import annotations
 
 import json
 import math
+import os
 import random
+import shutil
 import time
 import warnings
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable, NamedTuple
 
@@ -41,13 +49,13 @@ from ..data import ManifestDataset, read_manifest, scan_records
 from ..data.forge import forge_from_manifest
 from ..models import build_model
 from ..ncl import NCLCriterion
-from ..presets import Config
+from ..presets import Config, upgrade_dict
 from ..version import __version__
+from ..atomic import write_atomic, write_text_atomic
 from . import distributed as dist_utils
 from .checkpoint import (
-    check_compatible, check_finite_weights, check_resumable, checkpoint_config, load_optimizer_state, nonfinite_tensors,
-    read_checkpoint,
-    rng_state, save_checkpoint, set_rng_state,
+    FREE_KEYS, DamagedCheckpoint, _norm, check_compatible, check_finite_weights, check_resumable, checkpoint_config,
+    load_optimizer_state, nonfinite_tensors, read_checkpoint, rng_state, save_checkpoint, set_rng_state,
 )
 from .devices import autocast_dtype, device_name
 from .evaluator import evaluate
@@ -231,14 +239,15 @@ def _run(cfg: Config, manifest, out_dir: Path, world: dist_utils.World, resume: 
          progress: bool, writer_class, epoch_end=None) -> dict[str, Any]:
     """`train` in a folder it holds: data, model, epochs, checkpoints, log."""
     _seed_everything(cfg.seed + world.rank)
+    saved_config = _read_run_config(out_dir) if resume else None  # the config last.pt was saved with
+    if world.is_main and not resume:  # first: a run killed before its first checkpoint is still a run
+        _write_config(out_dir, cfg)
     dataset, val_records = _training_data(cfg, manifest, world, out_dir)
     t = build_training(cfg, world.device, total_steps=_steps_per_epoch(cfg, len(dataset), world) * cfg.epochs)
     forward = dist_utils.wrap(t.loss, world, find_unused=t.loss.criterion.find_unused_parameters)
     if cfg.compile:
         forward = torch.compile(forward)  # same parameters; checkpoints keep saving `model`'s own keys
-    run = _resume(t, cfg, out_dir, world, allow_changes) if resume else RunState()
-    if world.is_main:
-        (out_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
+    run = _resume(t, cfg, out_dir, world, allow_changes, saved_config) if resume else RunState()
     writer = writer_class(log_dir=str(out_dir / "tensorboard")) if writer_class is not None else None
     out_of_time, first = False, run.epoch
     for epoch in range(run.epoch, cfg.epochs):
@@ -351,25 +360,132 @@ def _loader(dataset, cfg: Config, epoch: int, world: dist_utils.World) -> DataLo
     )
 
 
-def _resume(t: Training, cfg: Config, out_dir: Path, world: dist_utils.World, allow_changes: bool) -> RunState:
-    """Load last.pt into `t` (weights, optimiser, schedule, scaler, RNG) and return where the run stood."""
-    last_path = out_dir / "last.pt"
-    if not last_path.is_file():
-        raise FileNotFoundError(f"--resume: no checkpoint at {last_path}; start without --resume")
-    state = read_checkpoint(last_path)
-    checkpoint_config(state, last_path)  # its values checked as a config.json's are
-    check_compatible(state["config"], cfg, last_path)
-    check_resumable(state, cfg, last_path, allow_changes=allow_changes)
-    check_finite_weights(state["model"], last_path)
+def _resume(t: Training, cfg: Config, out_dir: Path, world: dist_utils.World, allow_changes: bool,
+            saved_config: dict[str, Any] | None) -> RunState:
+    """Load the run's last sound checkpoint into `t` (weights, optimiser, schedule, scaler, RNG) and return
+    where the run stood; a fresh RunState for a run stopped before its first checkpoint."""
+    found = _resume_checkpoint(cfg, out_dir, world, allow_changes, saved_config)
+    if found is None:
+        return RunState()
+    state, path = found
     t.model.load_state_dict(state["model"])
     load_optimizer_state(t.optimizer, state["optimizer"])
     t.scheduler.load_state_dict(state["scheduler"])
     t.scaler.load_state_dict(state["scaler"])
     set_rng_state(state["rng"])
     run = RunState(state["epoch"], state["step"], state["best"], list(state["history"]), float(state["train_seconds"]))
-    if world.is_main:  # the log says exactly what the checkpoint holds (a failed save may have left more)
-        _rewrite_log(out_dir, run.history)
+    if world.is_main:
+        if path.name == "last.pt":
+            run.best = _check_best(out_dir, run.best)
+        _rewrite_log(out_dir, run.history)  # the log says exactly what the checkpoint holds
     return run
+
+
+class _ForeignCheckpoint(ValueError):
+    """A checkpoint whose config is not the one its run folder's config.json records."""
+
+
+def _resume_checkpoint(cfg: Config, out_dir: Path, world: dist_utils.World, allow_changes: bool,
+                       saved_config: dict[str, Any] | None) -> tuple[dict[str, Any], Path] | None:
+    """(state, path) of the checkpoint to continue from: last.pt, or best.pt (which holds the same entries)
+    where last.pt is missing, damaged or another run's. None where the run never wrote one.
+
+    Raises FileNotFoundError where out_dir holds no run at all, ValueError where no checkpoint is sound.
+    """
+    last, best = out_dir / "last.pt", out_dir / "best.pt"
+    if not last.exists() and not best.exists():
+        if saved_config is None:
+            raise FileNotFoundError(f"--resume: no checkpoint at {last}; start without --resume")
+        _say(world, f"{out_dir} holds no checkpoint yet (its run stopped before its first epoch ended): "
+                    "starting it again from epoch 1")
+        return None
+    problems: list[str] = []
+    for path in (last, best):
+        if not path.exists():
+            problems.append(f"{path} is missing")
+            continue
+        try:
+            state = _resumable(path, cfg, allow_changes, saved_config)
+        except (DamagedCheckpoint, _ForeignCheckpoint) as err:
+            problems.append(str(err))
+            continue
+        if path == best:
+            kept = [_set_aside(last, world)] if last.exists() else []
+            if world.is_main:  # the run folder whole again: last.pt is where the run now stands
+                write_atomic(last, partial(_copy_into, best))
+            _say(world, f"{problems[0]}; continuing from {best} (epoch {state['epoch']}), the last sound state"
+                        + (f"; the unusable file is kept as {kept[0].name}" if kept else ""))
+        return state, path
+    raise ValueError(f"--resume: no sound checkpoint in {out_dir} ({'; '.join(problems)}); start over with "
+                     "--overwrite (deletes the run)")
+
+
+def _resumable(path: Path, cfg: Config, allow_changes: bool, saved_config: dict[str, Any] | None) -> dict[str, Any]:
+    """The checkpoint at `path`, checked for resuming `cfg`: readable, this run's, compatible, finite."""
+    try:
+        state = read_checkpoint(path)
+    except DamagedCheckpoint as err:
+        raise DamagedCheckpoint(path, err.problem, "") from None
+    checkpoint_config(state, path)  # its values checked as a config.json's are
+    if saved_config is not None and not allow_changes:  # keys an older version lacked: their older reading
+        theirs, ours = upgrade_dict(state["config"]), upgrade_dict(saved_config)
+        differ = [k for k in cfg.to_dict() if k not in FREE_KEYS and _norm(theirs.get(k)) != _norm(ours.get(k))]
+        if differ:
+            raise _ForeignCheckpoint(f"{path} holds another run ({', '.join(differ[:4])} not as in "
+                                     f"{path.parent / 'config.json'})")
+    check_compatible(state["config"], cfg, path)
+    check_resumable(state, cfg, path, allow_changes=allow_changes)
+    check_finite_weights(state["model"], path)
+    return state
+
+
+def _check_best(out_dir: Path, best_score: float) -> float:
+    """The best score to go on with: a damaged best.pt is set aside, and the next validated epoch writes a new one."""
+    best = out_dir / "best.pt"
+    if not best.exists():
+        return best_score
+    try:
+        read_checkpoint(best)
+    except DamagedCheckpoint as err:
+        kept = _set_aside(best, None)
+        print(f"{err.path} {err.problem}: kept as {kept.name}; the next validated epoch writes a new best.pt",
+              flush=True)
+        return -math.inf
+    return best_score
+
+
+def _set_aside(path: Path, world: dist_utils.World | None) -> Path:
+    """Rename an unusable checkpoint NAME.pt to NAME.unusable.pt (or .unusable-2.pt ...): kept, never overwritten."""
+    n, target = 1, path.with_name(f"{path.stem}.unusable.pt")
+    while target.exists():
+        n += 1
+        target = path.with_name(f"{path.stem}.unusable-{n}.pt")
+    if world is None or world.is_main:
+        os.replace(path, target)
+    return target
+
+
+def _copy_into(src: Path, fh) -> None:
+    with open(src, "rb") as source:
+        shutil.copyfileobj(source, fh)
+
+
+def _say(world: dist_utils.World, line: str) -> None:
+    if world.is_main:
+        print(line, flush=True)
+
+
+def _read_run_config(out_dir: Path) -> dict[str, Any] | None:
+    """The run folder's config.json as written (None where there is none or it is unreadable)."""
+    try:
+        data = json.loads((out_dir / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _write_config(out_dir: Path, cfg: Config) -> None:
+    write_text_atomic(out_dir / "config.json", json.dumps(cfg.to_dict(), indent=2) + "\n")
 
 
 def _end_epoch(t: Training, cfg: Config, run: RunState, epoch: int, res: EpochResult, seconds: float,
@@ -401,7 +517,8 @@ def _end_epoch(t: Training, cfg: Config, run: RunState, epoch: int, res: EpochRe
         if improved:
             save_checkpoint(state, out_dir / "best.pt")
         save_checkpoint(state, out_dir / "last.pt")
-        _log(out_dir, row, writer)
+        _write_config(out_dir, cfg)  # after last.pt: a resumed run's changes (--allow-changes) are recorded with it
+        _log(out_dir, run.history, writer)
     dist_utils.barrier(world)
 
 
@@ -426,7 +543,7 @@ def _finish(t: Training, run: RunState, out_dir: Path, world: dist_utils.World, 
         "ranks_agree": dist_utils.ranks_agree(t.model, world),
     }
     if world.is_main:
-        (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        write_text_atomic(out_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
     if writer is not None:
         writer.close()
     dist_utils.cleanup(world)
@@ -443,9 +560,10 @@ def _score(metrics: dict[str, float]) -> float:
     return (0.0 if math.isnan(f1) else f1) + 1e-3 * (0.0 if math.isnan(auc) else auc)
 
 
-def _log(out_dir: Path, row: dict[str, Any], writer) -> None:
-    with open(out_dir / "log.jsonl", "a") as fh:
-        fh.write(json.dumps(row) + "\n")
+def _log(out_dir: Path, history: list[dict[str, Any]], writer) -> None:
+    """log.jsonl rewritten whole (a few hundred bytes an epoch): a full disk never leaves half a line in it."""
+    _rewrite_log(out_dir, history)
+    row = history[-1]
     if writer is not None:
         for k, v in row.items():
             if isinstance(v, (int, float)) and k not in ("epoch", "step"):
@@ -458,9 +576,7 @@ def _diverged(err, epoch: int, out_dir: Path, cfg: Config) -> TrainingDiverged:
 
 
 def _rewrite_log(out_dir: Path, history: list[dict[str, Any]]) -> None:
-    tmp = out_dir / "log.jsonl.tmp"
-    tmp.write_text("".join(json.dumps(row) + "\n" for row in history))
-    tmp.replace(out_dir / "log.jsonl")
+    write_text_atomic(out_dir / "log.jsonl", "".join(json.dumps(row) + "\n" for row in history))
 
 
 def _summary_writer():

@@ -2,6 +2,8 @@
 
 The PNGs it writes carry a mark (OUTPUT_MARK), and are skipped when a later run meets them among its
 inputs (a run whose --out is the folder it predicts, run twice): a map is never predicted as a photo.
+Each PNG is written whole or not at all (nclkit.atomic): a run killed midway leaves complete files
+and at most a `.tmp`, which the next run removes; running it again gives the same files.
 """
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 from torch import nn
 
+from ..atomic import TMP_SUFFIX, write_atomic
 from ..data import DataError, load_image
 from ..data.io import IMAGE_SUFFIXES
 from ..engine.predict import predict_probability
@@ -84,6 +87,10 @@ def _unique_stem(path: Path, used: set[str]) -> str:
     return stem
 
 
+def _save_png(image: Image.Image, path: Path, mark: PngInfo) -> None:
+    write_atomic(path, lambda fh: image.save(fh, format="PNG", pnginfo=mark))
+
+
 def predict_files(
     model: nn.Module,
     paths: Iterable[str | os.PathLike],
@@ -106,6 +113,9 @@ def predict_files(
         raise ValueError(f"threshold {threshold:g}; expected a probability in [0, 1]")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    for ending in _OUTPUT_ENDINGS:  # left by a run killed mid-write: never a finished map
+        for stale in out.glob(f"*{ending}{TMP_SUFFIX}"):
+            stale.unlink(missing_ok=True)
     summary = PredictionSummary()
     used: set[str] = set()
     mark = PngInfo()
@@ -122,7 +132,7 @@ def predict_files(
         prob = predict_probability(model, image, device=device, max_side=max_side)
         stem = _unique_stem(path, used)
         prob_path, overlay_path = out / f"{stem}_prob.png", out / f"{stem}_overlay.png"
-        Image.fromarray(np.rint(prob * 255).astype(np.uint8)).save(prob_path, pnginfo=mark)
-        Image.fromarray(overlay(image, prob > threshold)).save(overlay_path, pnginfo=mark)
+        _save_png(Image.fromarray(np.rint(prob * 255).astype(np.uint8)), prob_path, mark)
+        _save_png(Image.fromarray(overlay(image, prob > threshold)), overlay_path, mark)
         summary.written.append((path, prob_path, overlay_path))
     return summary
