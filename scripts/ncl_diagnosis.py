@@ -138,6 +138,38 @@ def render(out: Path) -> str:
     return "\n".join(lines)
 
 
+def save_curves(out: Path) -> Path | None:
+    """`--diagnose`'s records per epoch, one line per run: the gradient omega * L_NCL sends into the tapped
+    map relative to the pixel loss's, eq. 7's terms relative to chance, and the linear probe's patch AUC."""
+    files = sorted(out.glob("*_diagnostics.jsonl"))
+    if not files:
+        return None
+    import matplotlib
+    matplotlib.use("Agg")  # a file, never a window
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4), layout="constrained")
+    for f in files:
+        rows = [json.loads(line) for line in f.read_text().splitlines()]
+        if not rows:
+            continue
+        name, epochs = f.name.replace("_diagnostics.jsonl", ""), [r["epoch"] for r in rows]
+        axes[0].plot(epochs, [r["grad_ncl"] / r["grad_pixel"] for r in rows], label=name)
+        axes[1].plot(epochs, [sum(r[f"ncl_t{i}"] for i in (1, 2, 3)) / sum(r[f"chance_t{i}"] for i in (1, 2, 3))
+                              for r in rows], label=name)
+        axes[2].plot(epochs, [r["probe_auc"] for r in rows], label=name)
+    titles = ("|omega grad L_NCL| / |grad pixel loss| at the tapped map", "L_NCL / its value at chance (1 = nothing contrasted)",
+              "linear probe: patch AUC of the tapped features (val)")
+    for ax, title in zip(axes, titles):
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel("epoch")
+        ax.legend(fontsize=7)
+    path = out / "diagnostics.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", help="manifest with train/val/test splits")
@@ -154,6 +186,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     if args.render:
         print(render(Path(args.render)))
+        save_curves(Path(args.render))
         return 0
     if not args.data:
         p.error("--data is required")
@@ -178,6 +211,7 @@ def main(argv=None) -> int:
                         "summary": summarise(doc["runs"])})
             path.write_text(json.dumps(json_safe(doc), indent=2) + "\n")
     print(render(out))
+    save_curves(out)
     return 0
 
 
