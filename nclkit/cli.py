@@ -31,9 +31,10 @@ from .data.synthetic import make_synthetic
 from .engine.attacks import parse_attack
 from .engine.checkpoint import load_model
 from .engine.devices import cpu_threads, pick_device
-from .engine.evaluator import evaluate, write_report
-from .engine.metrics import IMAGE_SCORES, choose_image_score
-from .engine.outputs import ensure_writable_dir, json_safe, last_checkpoint_note
+from .engine.evaluator import choose_image_rule, evaluate, write_report
+from .engine.metrics import IMAGE_SCORES
+from .engine.outputs import ensure_writable_dir, last_checkpoint_note, read_log
+from .engine.reports import json_safe
 from .engine.robustness import robustness_markdown, robustness_table
 from .engine.trainer import train
 from .presets import PRESETS, VARIANTS, Config, apply_overrides, get_config
@@ -100,11 +101,10 @@ def _config(args):
 
 def _run_threads(run_dir: Path) -> int | None:
     """The CPU threads a run trained with, from its log's last row (None: not logged)."""
-    log = run_dir / "log.jsonl"
-    rows = log.read_text().splitlines() if log.is_file() else []
     try:
-        return json.loads(rows[-1]).get("threads") if rows else None
-    except (json.JSONDecodeError, AttributeError):
+        rows = read_log(run_dir)
+        return rows[-1].get("threads") if rows else None
+    except (ValueError, AttributeError):  # a row cut short, or not an object
         return None
 
 
@@ -210,8 +210,7 @@ def _image_score_on_val(model, args, device) -> dict:
     if len({r.label for r in val}) < 2:
         raise ValueError(f"{args.data}: --image-score val needs tampered and authentic images in split 'val'")
     scan_records(val)
-    res = evaluate(model, val, device=device, progress=not args.no_progress)
-    return choose_image_score(res["per_image"])
+    return choose_image_rule(model, val, device=device, progress=not args.no_progress)
 
 
 def cmd_robustness(args) -> int:

@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 from .encoder_options import BLOCK1_READINGS, ENCODER_OPTIONS, OUTPUT_STRIDES, check_encoder_options, encoder_defaults
 
-__all__ = ["Config", "PRESETS", "ABLATIONS", "ABLATION_TABLES", "get_config", "apply_overrides", "upgrade_dict",
+__all__ = ["Config", "PRESETS", "ABLATIONS", "ABLATION_TABLES", "ABLATION_LABELS", "ablation_label", "get_config", "apply_overrides", "upgrade_dict",
            "VARIANTS", "BLOCK1_READINGS", "OUTPUT_STRIDES", "LEGACY_VALUES", "QUICK_EPOCHS", "QUICK_REAL_EPOCHS"]
 
 # Table 5: Base (plain BCE), Base+Pivot (BCE + NCL), Base+Pivot+PC (NCL + PC = full NCL).
@@ -29,6 +29,8 @@ ABLATIONS: dict[str, dict[str, Any]] = {
 }
 # The rows of each ablation table, in the paper's order.
 ABLATION_TABLES: dict[str, tuple[str, ...]] = {"5": ("base", "pivot", "full"), "6": ("full", "block2", "block5")}
+# A row's label in a table where it is not the run's name: Table 6 calls full NCL "block1".
+ABLATION_LABELS: dict[str, dict[str, str]] = {"6": {"full": "block1"}}
 # Keys added after checkpoints were first written, with the value that reproduces the behaviour of a
 # config saved without them (an older reading); `Config.from_dict` fills them in.
 LEGACY_VALUES: dict[str, Any] = {
@@ -296,6 +298,11 @@ QUICK_EPOCHS = 20
 # On real photos (CASIA v1, the `real` preset) full NCL's validation F1 is 0.17 by epoch 4 and flat
 # after it (docs/reproduction.md), so the course's real-data run stops at 5 of the preset's 20 epochs.
 QUICK_REAL_EPOCHS = 5
+
+
+def ablation_label(table: str, run: str) -> str:
+    """The label of ablation run `run` (a key of ABLATIONS) in Table `table`."""
+    return ABLATION_LABELS.get(table, {}).get(run, run)
 
 
 def upgrade_dict(d: dict[str, Any]) -> dict[str, Any]:

@@ -1,5 +1,5 @@
 """What scripts/reproduce.py and scripts/real_data.py share: the arguments that end both command lines,
-`--render`, the record of how a table was made, and the way a fraction is printed in a table."""
+`--render` and the record of how a table was made (their tables are laid out by nclkit.engine.reports)."""
 from __future__ import annotations
 
 import argparse
@@ -34,8 +34,3 @@ def provenance(script: str, argv: list[str] | None, device: torch.device) -> dic
     """How a table was made: the command line, the device and torch's version."""
     command = f"python scripts/{script} " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
     return {"command": command, "device": device_name(device), "torch": torch.__version__}
-
-
-def pct(value: float | None) -> str:
-    """A fraction as a table shows it: percent with one decimal, n/a when undefined."""
-    return "n/a" if value is None else f"{100 * value:.1f}"

@@ -1,22 +1,13 @@
 """scripts/real_data.py end to end on the tiny synthetic set: seeds, mean and sd, cross-dataset rows."""
-import importlib.util
+import importlib
 import json
-import sys
-from pathlib import Path
 
 import pytest
-
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "real_data.py"
 
 
 @pytest.fixture(scope="module")
 def real_data():
-    spec = importlib.util.spec_from_file_location("real_data_script", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    yield module
-    sys.modules.pop(spec.name, None)
+    return importlib.import_module("real_data")
 
 
 @pytest.mark.slow

@@ -25,10 +25,11 @@ from tqdm.auto import tqdm
 from ..data import describe_data, load_mask, load_sample
 from . import metrics as M
 from .attacks import apply_attack, parse_attack
-from .outputs import json_safe
 from .predict import predict_probability
+from .reports import json_safe, markdown_table, pct
 
-__all__ = ["evaluate", "EvalProtocol", "score_image", "summarise", "write_report", "all_tampered_f1"]
+__all__ = ["evaluate", "EvalProtocol", "score_image", "summarise", "write_report", "all_tampered_f1",
+           "choose_image_rule"]
 
 
 def all_tampered_f1(records: Sequence[Any]) -> float:
@@ -192,6 +193,20 @@ def evaluate(
     return result
 
 
+def choose_image_rule(model: nn.Module, val_records: Sequence[Any], device: str | torch.device | None = None,
+                      progress: bool = False) -> dict[str, Any]:
+    """The image-score rule and threshold that do best on `val_records` (a validation split, never the
+    split they will score): `metrics.choose_image_score` on the model's per-image scores there.
+
+    Raises:
+        ValueError: the records are not both tampered and authentic (checked before any prediction).
+    """
+    if len({r.label for r in val_records}) < 2:
+        raise ValueError("choosing an image score needs tampered and authentic validation images")
+    res = evaluate(model, val_records, device=device, progress=progress)
+    return M.choose_image_score(res["per_image"])
+
+
 def _checked_protocol(model, attack, thresholds, seed, max_side, image_score, image_threshold, global_metrics,
                       best_threshold, permuted) -> EvalProtocol:
     """`evaluate`'s arguments as an EvalProtocol, each checked (an unknown attack, rule or threshold raises)."""
@@ -208,14 +223,6 @@ def _checked_protocol(model, attack, thresholds, seed, max_side, image_score, im
                     image_score, image_threshold, global_metrics, best_threshold, permuted)
 
 
-def _fmt(value: Any) -> str:
-    if value is None or isinstance(value, float) and math.isnan(value):
-        return "n/a"
-    if isinstance(value, float):
-        return f"{100 * value:.2f}"
-    return str(value)
-
-
 def write_report(result: dict[str, Any], json_path: str | os.PathLike) -> tuple[Path, Path]:
     """Write ``result`` as JSON and a Markdown table next to it (same stem, ``.md``).
 
@@ -228,13 +235,13 @@ def write_report(result: dict[str, Any], json_path: str | os.PathLike) -> tuple[
     scalars = {k: v for k, v in result.items() if k not in ("protocol", "per_image")}
     lines = ["# Evaluation report", "", "## Protocol", ""]
     lines += [f"- **{k}**: {v}" for k, v in result.get("protocol", {}).items()]
-    lines += ["", "## Metrics (percent; counts as integers)", "", "| metric | value |", "|---|---:|"]
-    lines += [f"| {k} | {_fmt(v)} |" for k, v in scalars.items()]
+    lines += ["", "## Metrics (percent; counts as integers)", ""]
+    lines += markdown_table(["metric", "value"], [(k, pct(v, 2)) for k, v in scalars.items()], align="lr")
     rows = result.get("per_image", [])
     if rows:
         cols = list(dict.fromkeys(k for r in rows for k in r if k != "scores"))  # every rule's score: JSON only
-        lines += ["", "## Per image", "", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-        lines += ["| " + " | ".join(_fmt(r.get(c)) if c not in ("id", "label") else str(r.get(c))
-                                    for c in cols) + " |" for r in rows]
+        lines += ["", "## Per image", ""]
+        lines += markdown_table(cols, [[pct(r.get(c), 2) if c not in ("id", "label") else str(r.get(c)) for c in cols]
+                                       for r in rows])
     md_path.write_text("\n".join(lines) + "\n")
     return json_path, md_path

@@ -54,7 +54,7 @@ from .evaluator import evaluate
 from .outputs import claim_run_dir, last_checkpoint_note, prepare_run_dir
 
 __all__ = ["train", "TrainingDiverged", "LossModel", "Training", "build_training", "build_optimizer", "poly_lambda",
-           "train_one_epoch", "EpochResult"]
+           "train_one_epoch", "EpochResult", "epoch_records"]
 
 
 class TrainingDiverged(FloatingPointError):
@@ -275,12 +275,10 @@ def _seed_everything(seed: int) -> None:
 
 def _training_data(cfg: Config, manifest, world: dist_utils.World, out_dir: Path) -> tuple[ManifestDataset, list]:
     """The training dataset and the validation records, every file checked before the model is built."""
-    train_records = read_manifest(manifest, split="train")
     forged = _forged_records(cfg, manifest, world, out_dir) if cfg.forged else []
-    if not cfg.train_authentic:
-        train_records = [r for r in train_records if r.label == 1]
-        if not train_records:
-            raise ValueError(f"{manifest}: train_authentic=False leaves no tampered image in 'train'")
+    train_records = epoch_records(cfg, read_manifest(manifest, split="train"))
+    if not cfg.train_authentic and not train_records:
+        raise ValueError(f"{manifest}: train_authentic=False leaves no tampered image in 'train'")
     # Model selection reads pixel F1/AUC only, which authentic images do not enter: skip predicting them.
     val_records = [r for r in read_manifest(manifest) if r.split == "val" and r.label == 1]
     train_records += forged
@@ -295,6 +293,12 @@ def _training_data(cfg: Config, manifest, world: dist_utils.World, out_dir: Path
     if len(dataset) < world.size:
         raise ValueError(f"{manifest}: {len(dataset)} training images cannot feed {world.size} processes")
     return dataset, val_records
+
+
+def epoch_records(cfg: Config, records: list) -> list:
+    """The records of a manifest that an epoch of `cfg` trains on: split "train", its authentic images
+    only with `cfg.train_authentic`. A run adds `cfg.forged` forgeries of them (`_forged_records`)."""
+    return [r for r in records if r.split == "train" and (cfg.train_authentic or r.label == 1)]
 
 
 def _check_tampered(cfg: Config, manifest, records: list, world: dist_utils.World) -> None:
