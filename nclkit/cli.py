@@ -25,6 +25,7 @@ import torch
 from .data import DataError, describe_data, read_manifest, scan_records
 from .data.manifest import PROTOCOLS
 from .data.preparers import PREPARERS, folder_records
+from .data.io import IMAGE_SUFFIXES
 from .data.preparers.common import manifest_paths
 from .data.forge import forge_from_photos
 from .data.synthetic import make_synthetic
@@ -427,8 +428,26 @@ def _warning_line(command: str, message, category, filename, lineno, line=None) 
     return f"nclkit {command}: warning: {message}\n"
 
 
-def main(argv: list[str] | None = None) -> int:
+def _dashed_file(argv: list[str]) -> str | None:
+    """The first argument before `--` that names a file but starts with "-", so argparse would read it as an
+    option (`-x.png`); None when there is none."""
+    for arg in argv:
+        if arg == "--":
+            return None
+        if arg.startswith("-") and not arg.startswith("--") and len(arg) > 2 \
+                and (Path(arg).suffix.lower() in IMAGE_SUFFIXES or Path(arg).exists()):
+            return arg
+    return None
 
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    dashed = _dashed_file(argv)
+    if dashed is not None:
+        command = f"nclkit {argv[0]}" if argv and not argv[0].startswith("-") else "nclkit"
+        print(f"{command}: error: {dashed} starts with '-', so it reads as an option; name the file ./{dashed}, "
+              "or put -- before the file names", file=sys.stderr)
+        return 2
     try:
         args = build_parser().parse_args(argv)
     except KeyboardInterrupt:

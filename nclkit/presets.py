@@ -16,8 +16,8 @@ from typing import Any, Callable
 
 from .encoder_options import BLOCK1_READINGS, ENCODER_OPTIONS, OUTPUT_STRIDES, check_encoder_options, encoder_defaults
 
-__all__ = ["Config", "PRESETS", "ABLATIONS", "ABLATION_TABLES", "ABLATION_LABELS", "ablation_label", "get_config", "apply_overrides", "upgrade_dict",
-           "VARIANTS", "BLOCK1_READINGS", "OUTPUT_STRIDES", "LEGACY_VALUES", "QUICK_EPOCHS", "QUICK_REAL_EPOCHS"]
+__all__ = ["Config", "PRESETS", "ABLATIONS", "ABLATION_TABLES", "ABLATION_LABELS", "ablation_label", "get_config", "apply_overrides",
+           "VARIANTS", "BLOCK1_READINGS", "OUTPUT_STRIDES", "QUICK_EPOCHS", "QUICK_REAL_EPOCHS"]
 
 # Table 5: Base (plain BCE), Base+Pivot (BCE + NCL), Base+Pivot+PC (NCL + PC = full NCL).
 VARIANTS = ("base", "pivot", "full")
@@ -31,16 +31,6 @@ ABLATIONS: dict[str, dict[str, Any]] = {
 ABLATION_TABLES: dict[str, tuple[str, ...]] = {"5": ("base", "pivot", "full"), "6": ("full", "block2", "block5")}
 # A row's label in a table where it is not the run's name: Table 6 calls full NCL "block1".
 ABLATION_LABELS: dict[str, dict[str, str]] = {"6": {"full": "block1"}}
-# Keys added after checkpoints were first written, with the value that reproduces the behaviour of a
-# config saved without them (an older reading); `Config.from_dict` fills them in.
-LEGACY_VALUES: dict[str, Any] = {
-    "block1": "maxpool",
-    "aux_before_upsampling": True,
-    "sample_weighting": False,
-    "scale_min": 1.0,
-    "scale_max": 1.0,
-}
-
 
 @dataclass
 class Config:
@@ -131,20 +121,23 @@ class Config:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], source: Any = None) -> "Config":
-        """A Config from `to_dict`'s output; keys missing from an older dict get LEGACY_VALUES.
+        """A Config from `to_dict`'s output: every key present, every value checked as `validate` checks it.
 
-        Every value is checked as `validate` checks it; `source` (a config.json, a checkpoint) opens
-        the message of the ValueError raised for a dict that is not a valid config.
+        `source` (a config.json, a checkpoint) opens the message of the ValueError raised for a dict
+        that is not a complete, valid config.
         """
         where = f"{source}: " if source is not None else ""
         if not isinstance(d, dict):
             raise ValueError(f"{where}the config is a {type(d).__name__}; expected an object of key: value pairs")
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
+        known = [f.name for f in fields(cls)]
+        unknown = sorted(set(d) - set(known))
         if unknown:
             raise ValueError(f"{where}unknown config keys {unknown}; known keys: {sorted(known)}")
+        missing = [k for k in known if k not in d]
+        if missing:
+            raise ValueError(f"{where}the config lacks keys {missing} (written by another nclkit version?)")
         try:
-            return cls(**upgrade_dict(d))
+            return cls(**d)
         except ValueError as err:
             raise ValueError(f"{where}{err}") from None
 
@@ -303,11 +296,6 @@ QUICK_REAL_EPOCHS = 5
 def ablation_label(table: str, run: str) -> str:
     """The label of ablation run `run` (a key of ABLATIONS) in Table `table`."""
     return ABLATION_LABELS.get(table, {}).get(run, run)
-
-
-def upgrade_dict(d: dict[str, Any]) -> dict[str, Any]:
-    """A copy of a saved config dict with every key it lacks set to its LEGACY_VALUES entry."""
-    return {**{k: v for k, v in LEGACY_VALUES.items() if k not in d}, **d}
 
 
 def get_config(preset: str | Config = "quick", **overrides: Any) -> Config:

@@ -36,8 +36,8 @@ def test_os16_gives_32x32_block5_at_512():
 
 
 def test_block1_readings_conv1_and_maxpool():
-    # Block 1 is conv1's output (stride 2); the max-pool opens block 2. "maxpool" keeps the older
-    # reading (block 1 after the max-pool, stride 4). Same parameters, same later blocks.
+    # Block 1 is conv1's output (stride 2); the max-pool opens block 2. "maxpool" counts the max-pool
+    # with block 1 (stride 4). Same parameters, same later blocks.
     torch.manual_seed(0)
     conv1 = get_encoder("resnet10", 16, block1="conv1").eval()
     pooled = get_encoder("resnet10", 16, block1="maxpool").eval()

@@ -135,12 +135,12 @@ def test_from_photos_keeps_each_photo_in_one_split(tmp_path, photo_dir):
 
 @pytest.mark.data
 def test_casia1_grouped_forgeries_use_no_val_or_test_photo(tmp_path):
-    from nclkit.data.preparers import get_preparer
+    from nclkit.data.preparers import PREPARERS
 
     if not (SHARED / "CASIA1").is_dir():
         pytest.skip(f"real data CASIA1 not found at {SHARED}")
     with pytest.warns(UserWarning):
-        manifest = get_preparer("casia1")(SHARED / "CASIA1", tmp_path / "casia1.jsonl", protocol="grouped")
+        manifest = PREPARERS["casia1"](SHARED / "CASIA1", tmp_path / "casia1.jsonl", protocol="grouped")
     records = read_manifest(manifest)
     held_out = {pid for r in records if r.split != "train" for pid in casia1_photo_ids(r.id.split("/", 1)[1])}
     out = F.forge_from_manifest(manifest, tmp_path / "forged", 60, seed=0)

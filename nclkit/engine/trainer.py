@@ -9,9 +9,8 @@ CPUs). Checkpoints are written atomically every epoch; `resume=True` continues e
 `last.pt`. The best epoch is chosen on the "val" split, never on "test".
 
 Three parts, each usable alone: `build_training` makes the model, the loss, the optimiser, the
-schedule, the gradient scaler and the precision of a Config (the benchmarks and the course build
-theirs with it too); `train_one_epoch` steps through one epoch; `train` wires them to the data, the
-checkpoints and the log.
+schedule, the gradient scaler and the precision of a Config; `train_one_epoch` steps through one
+epoch; `train` wires them to the data, the checkpoints and the log.
 
 Nothing goes silently wrong: the manifest is validated and every file's header read before the
 model is built; a non-finite loss stops training at once (TrainingDiverged) and no checkpoint with
@@ -45,7 +44,7 @@ from ..presets import Config
 from ..version import __version__
 from . import distributed as dist_utils
 from .checkpoint import (
-    check_compatible, check_finite_weights, check_resumable, checkpoint_config, load_optimizer_state, nonfinite_tensors,
+    check_compatible, check_finite_weights, check_resumable, checkpoint_config, nonfinite_tensors,
     read_checkpoint,
     rng_state, save_checkpoint, set_rng_state,
 )
@@ -361,7 +360,7 @@ def _resume(t: Training, cfg: Config, out_dir: Path, world: dist_utils.World, al
     check_resumable(state, cfg, last_path, allow_changes=allow_changes)
     check_finite_weights(state["model"], last_path)
     t.model.load_state_dict(state["model"])
-    load_optimizer_state(t.optimizer, state["optimizer"])
+    t.optimizer.load_state_dict(state["optimizer"])
     t.scheduler.load_state_dict(state["scheduler"])
     t.scaler.load_state_dict(state["scaler"])
     set_rng_state(state["rng"])

@@ -13,9 +13,9 @@ stride-4 feature gets an auxiliary classifier, after the second one the main out
 itself. `cfg.aux_before_upsampling` adds a classifier on the ASPP output, before any upsampling.
 
 The pivot network reads block `cfg.pivot_block` (Table 6: block 1) but is called by the NCL loss,
-not in `forward`; it is a plain attribute, `model.pivot`, so the optimiser, DDP and the checkpoint
-cover it with the rest of the network (nclkit.models.pivot). The model is the only reader of
-`pivot_block`: its output carries the tapped map as `pivot_feature`, sized to `model.pivot`.
+not in `forward`; it is a plain attribute, `model.pivot` (nclkit.models.pivot says why). The model
+is the only reader of `pivot_block`: its output carries the tapped map as `pivot_feature`, sized to
+`model.pivot`.
 """
 from __future__ import annotations
 
