@@ -59,7 +59,6 @@ def _probability(text: str) -> float:
 
 
 def _add_config_args(p: argparse.ArgumentParser, variant: bool = True) -> None:
-
     p.add_argument("--preset", choices=sorted(PRESETS),
                    help="quick: small model for a CPU on the synthetic set; real: the CPU recipe for real photos "
                         "(CASIA v1 size); paper: ResNet-101, OS 8, 512 px, batch 4; course_gpu: the paper's recipe "
@@ -84,7 +83,6 @@ def _saved_config(path: Path) -> Config:
 
 
 def _config(args):
-
     saved = Path(args.out) / "config.json" if getattr(args, "resume", False) else None
     if saved is not None and args.preset is None and saved.is_file():
         cfg = _saved_config(saved)  # resume: only flags given now change it
@@ -123,7 +121,6 @@ def _set_cpu_threads(args) -> None:
 
 
 def cmd_train(args) -> int:
-
     cfg = _config(args)
     threads = torch.get_num_threads()
     _set_cpu_threads(args)
@@ -170,7 +167,6 @@ def _eval_records(args):
 
 
 def cmd_eval(args) -> int:
-
     _check_report_path(args.out)
     if args.attack:
         parse_attack(args.attack)
@@ -215,7 +211,6 @@ def _image_score_on_val(model, args, device) -> dict:
 
 
 def cmd_robustness(args) -> int:
-
     _check_report_path(args.out)
     device, model, records = _model_and_records(args)
     table = robustness_table(model, records, seed=args.seed, device=device)
@@ -228,7 +223,6 @@ def cmd_robustness(args) -> int:
 
 
 def cmd_predict(args) -> int:
-
     ensure_writable_dir(args.out)
     device = pick_device(args.device)
     model, _ = load_model(args.checkpoint, device=device)
@@ -238,8 +232,6 @@ def cmd_predict(args) -> int:
 
 
 def cmd_prepare(args) -> int:
-
-
     manifest_paths(args.out, args.name)  # a bad --out fails before the dataset is read
     prepare = PREPARERS[args.name]
     extra = {}
@@ -260,6 +252,16 @@ def cmd_synth(args) -> int:
     else:
         path = make_synthetic(args.out, num=args.num, seed=args.seed, size=args.size)
     print(f"wrote {path}: {describe_data(read_manifest(path))}")
+    return 0
+
+
+def cmd_fetch(args) -> int:
+    from .data.fetch import fetch
+
+    pairs = [a.split("=", 1) for a in args.archive]
+    if any(len(pair) != 2 for pair in pairs):
+        raise ValueError(f"--archive {args.archive}: expected SOURCE=ZIP")
+    fetch(args.name, args.out, archives=dict(pairs))
     return 0
 
 
@@ -370,16 +372,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def cmd_fetch(args) -> int:
-    from .data.fetch import fetch
-
-    pairs = [a.split("=", 1) for a in args.archive]
-    if any(len(pair) != 2 for pair in pairs):
-        raise ValueError(f"--archive {args.archive}: expected SOURCE=ZIP")
-    fetch(args.name, args.out, archives=dict(pairs))
-    return 0
-
-
 def _one_line(err: BaseException) -> str:
     """The error's message; for one raised in a DataLoader worker, without the worker's traceback."""
     text = str(err).strip()
@@ -455,12 +447,12 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     saved, warnings.formatwarning = warnings.formatwarning, partial(_warning_line, args.command)
     try:
-        return _run(args)
+        return _run_command(args)
     finally:
         warnings.formatwarning = saved
 
 
-def _run(args) -> int:
+def _run_command(args) -> int:
     """Run the parsed command: its errors as one line and status 2, Ctrl-C as 130, a closed pipe as 141."""
     try:
         code = args.func(args)

@@ -41,7 +41,7 @@ from nclkit.presets import (
     ABLATION_TABLES, ABLATIONS, PRESETS, VARIANTS, ablation_label, apply_overrides, get_config,
 )
 
-from table_runs import add_run_arguments, provenance, rendered  # a sibling: this folder is on the path when run
+from table_runs import add_run_arguments, provenance  # a sibling: this folder is on the path when run
 
 SUMMARISED = ("pixel_f1", "pixel_auc", "pixel_f1_best_threshold", "image_auc", "image_balanced_accuracy")
 KEEP = (*SUMMARISED, "n_tampered", "n_authentic")
@@ -264,7 +264,8 @@ def write_cross(plan: Plan, full_models: dict[str, list[Path]]) -> None:
 def main(argv=None) -> int:
     p = build_parser()
     args = p.parse_args(argv)
-    if rendered(args, render):
+    if args.render:  # only print the Markdown of the JSON files in --out
+        print(render(Path(args.out)))
         return 0
     plan = make_plan(p, args, argv)
     full_models: dict[str, list[Path]] = {name: [Path(c)] for name, c in plan.extra.items()}

@@ -26,7 +26,7 @@ from nclkit.engine.reports import json_safe, markdown_table, pct
 from nclkit.viz import save_prediction_figure
 from nclkit.presets import ABLATION_TABLES, ABLATIONS, ablation_label, apply_overrides, get_config
 
-from table_runs import add_run_arguments, provenance, rendered  # a sibling: this folder is on the path when run
+from table_runs import add_run_arguments, provenance  # a sibling: this folder is on the path when run
 
 # The paper's figures (percent in the paper; fractions here). Protocols as the paper states them.
 PAPER = {
@@ -122,7 +122,8 @@ def main(argv=None) -> int:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     add_run_arguments(p, runs="runs/reproduction")
     args = p.parse_args(argv)
-    if rendered(args, render):
+    if args.render:  # only print the Markdown of the JSON files in --out
+        print(render(Path(args.out)))
         return 0
     device = pick_device(args.device)
     args.runs = str(Path(args.runs) / f"{args.dataset}_{args.scale}")

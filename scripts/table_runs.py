@@ -1,12 +1,10 @@
 """What scripts/reproduce.py and scripts/real_data.py share: the arguments that end both command lines,
-`--render` and the record of how a table was made (their tables are laid out by nclkit.engine.reports)."""
+and the record of how a table was made (their tables are laid out by nclkit.engine.reports)."""
 from __future__ import annotations
 
 import argparse
 import shlex
 import sys
-from pathlib import Path
-from typing import Callable
 
 import torch
 
@@ -21,13 +19,6 @@ def add_run_arguments(p: argparse.ArgumentParser, runs: str) -> None:
                    help="reuse finished runs in --runs (and resume interrupted ones) instead of retraining")
     p.add_argument("--device")
     p.add_argument("--render", action="store_true", help="only print the Markdown of the JSON files in --out")
-
-
-def rendered(args: argparse.Namespace, render: Callable[[Path], str]) -> bool:
-    """With --render, print the Markdown of --out's JSON files and say so: nothing is trained then."""
-    if args.render:
-        print(render(Path(args.out)))
-    return args.render
 
 
 def provenance(script: str, argv: list[str] | None, device: torch.device) -> dict:

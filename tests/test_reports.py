@@ -1,5 +1,4 @@
 """Report helpers (nclkit.engine.reports) and run logs (nclkit.engine.outputs.read_log)."""
-import json
 
 import numpy as np
 

@@ -1,5 +1,4 @@
 """The forgery operations both generators share: each one's contract on small arrays."""
-import cv2
 import numpy as np
 
 from nclkit.data import tampering as T

@@ -23,7 +23,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ..data import describe_data, load_mask, load_sample
-from . import metrics as M
+from . import metrics
 from .attacks import apply_attack, parse_attack
 from .predict import predict_probability
 from .reports import json_safe, markdown_table, pct
@@ -35,7 +35,7 @@ __all__ = ["evaluate", "EvalProtocol", "score_image", "summarise", "write_report
 def all_tampered_f1(records: Sequence[Any]) -> float:
     """Per-image F1 of calling every pixel tampered (2p / (1 + p) for a tampered share p), averaged
     over the tampered records: the reference a trained model's `pixel_f1` must beat."""
-    return M.nan_mean([M.pixel_f1(np.ones(m.shape, np.float32), m)
+    return metrics.nan_mean([metrics.pixel_f1(np.ones(m.shape, np.float32), m)
                        for m in (load_mask(r.mask) for r in records if r.mask is not None)])
 
 
@@ -88,18 +88,18 @@ def score_image(model: nn.Module, record: Any, protocol: EvalProtocol, index: in
     attacked = image if protocol.attack is None else apply_attack(image, protocol.attack, seed=(protocol.seed, index))
     prob = predict_probability(model, attacked, device=device, max_side=protocol.max_side)
     prob = _resize_prob(prob, image.shape[:2])  # (H, W) at the mask's resolution
-    scores = M.image_scores(prob)
+    scores = metrics.image_scores(prob)
     row: dict[str, Any] = {"id": record.id, "label": 0 if mask is None else 1, "score": scores[protocol.image_score],
                            "scores": scores}
     if mask is not None:
-        row["f1"] = M.pixel_f1(prob, mask, 0.5)
+        row["f1"] = metrics.pixel_f1(prob, mask, 0.5)
         for t in protocol.extra_thresholds:
-            row[f"f1@{t:g}"] = M.pixel_f1(prob, mask, t)
-        row["auc"] = M.pixel_auc(prob, mask)
+            row[f"f1@{t:g}"] = metrics.pixel_f1(prob, mask, t)
+        row["auc"] = metrics.pixel_auc(prob, mask)
         if protocol.best_threshold:
-            row["f1_best"], row["best_threshold"] = M.best_threshold_f1(prob, mask)
+            row["f1_best"], row["best_threshold"] = metrics.best_threshold_f1(prob, mask)
         if protocol.permuted:
-            row["f1_permuted"] = M.permuted_f1(prob, mask)
+            row["f1_permuted"] = metrics.permuted_f1(prob, mask)
     return row, prob, mask
 
 
@@ -110,28 +110,28 @@ def summarise(per_image: list[dict[str, Any]], protocol: EvalProtocol,
     tampered = [r for r in per_image if r["label"] == 1]
     n_authentic = len(per_image) - len(tampered)
     result: dict[str, Any] = {
-        "pixel_f1": M.nan_mean([r["f1"] for r in tampered]),
-        "pixel_auc": M.nan_mean([r["auc"] for r in tampered]),
+        "pixel_f1": metrics.nan_mean([r["f1"] for r in tampered]),
+        "pixel_auc": metrics.nan_mean([r["auc"] for r in tampered]),
         "n_images": len(per_image),
         "n_tampered": len(tampered),
         "n_authentic": n_authentic,
         "n_auc_undefined": sum(math.isnan(r["auc"]) for r in tampered),
     }
     for t in protocol.extra_thresholds:
-        result[f"pixel_f1@{t:g}"] = M.nan_mean([r[f"f1@{t:g}"] for r in tampered])
+        result[f"pixel_f1@{t:g}"] = metrics.nan_mean([r[f"f1@{t:g}"] for r in tampered])
     if protocol.best_threshold:
-        result["pixel_f1_best_threshold"] = M.nan_mean([r["f1_best"] for r in tampered])
+        result["pixel_f1_best_threshold"] = metrics.nan_mean([r["f1_best"] for r in tampered])
     if protocol.permuted:
-        result["pixel_f1_permuted"] = M.nan_mean([r["f1_permuted"] for r in tampered])
+        result["pixel_f1_permuted"] = metrics.nan_mean([r["f1_permuted"] for r in tampered])
     probs, masks = kept
     if protocol.global_metrics and probs:
-        result["global_f1"] = M.global_f1(probs, masks)
-        result["global_auc"] = M.global_auc(probs, masks)
+        result["global_f1"] = metrics.global_f1(probs, masks)
+        result["global_auc"] = metrics.global_auc(probs, masks)
         if protocol.best_threshold:
-            best = M.global_best_threshold_f1(probs, masks)
+            best = metrics.global_best_threshold_f1(probs, masks)
             result["global_f1_best_threshold"], result["global_best_threshold"] = best
     if n_authentic > 0 and tampered:
-        result.update(M.image_level_metrics([r["score"] for r in per_image], [r["label"] for r in per_image],
+        result.update(metrics.image_level_metrics([r["score"] for r in per_image], [r["label"] for r in per_image],
                                             protocol.image_threshold))
     else:
         result.update(dict.fromkeys(("image_auc", "image_balanced_accuracy", "image_f1")))
@@ -204,7 +204,7 @@ def choose_image_rule(model: nn.Module, val_records: Sequence[Any], device: str 
     if len({r.label for r in val_records}) < 2:
         raise ValueError("choosing an image score needs tampered and authentic validation images")
     res = evaluate(model, val_records, device=device, progress=progress)
-    return M.choose_image_score(res["per_image"])
+    return metrics.choose_image_score(res["per_image"])
 
 
 def _checked_protocol(model, attack, thresholds, seed, max_side, image_score, image_threshold, global_metrics,
@@ -215,8 +215,8 @@ def _checked_protocol(model, attack, thresholds, seed, max_side, image_score, im
     bad = [t for t in extra_thresholds if not 0.0 <= t <= 1.0]
     if bad:
         raise ValueError(f"thresholds {bad} outside [0, 1]")
-    if image_score not in M.IMAGE_SCORES:
-        raise ValueError(f"image_score={image_score!r}; expected one of {M.IMAGE_SCORES}")
+    if image_score not in metrics.IMAGE_SCORES:
+        raise ValueError(f"image_score={image_score!r}; expected one of {metrics.IMAGE_SCORES}")
     if max_side is None:
         max_side = getattr(getattr(model, "cfg", None), "eval_max_side", None)
     return EvalProtocol(attack, seed, extra_thresholds, max_side,

@@ -83,10 +83,10 @@ def build_optimizer(model: nn.Module, cfg: Config, device: torch.device, fast: b
     """SGD of §4 (cfg.lr, momentum, weight decay): fused on CUDA and foreach on CPUs when `fast`,
     else PyTorch's plain per-parameter loop (the same numbers, slower: a reference for benchmarks)."""
     if fast:
-        kind = {"fused": True} if device.type == "cuda" else {"foreach": True}
+        flags = {"fused": True} if device.type == "cuda" else {"foreach": True}
     else:
-        kind = {"fused": False, "foreach": False}
-    return torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, **kind)
+        flags = {"fused": False, "foreach": False}
+    return torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, **flags)
 
 
 @dataclass
