@@ -15,16 +15,13 @@ import numpy as np
 import torch
 
 from ..models import build_model
+from ..models.deeplab import MODEL_KEYS  # the keys a checkpoint's weights fit: not loaded across them
 from ..presets import Config
 
 __all__ = ["save_checkpoint", "read_checkpoint", "load_model", "rng_state", "set_rng_state",
            "MODEL_KEYS", "FREE_KEYS", "RESUME_KEYS", "checkpoint_config", "nonfinite_tensors", "check_finite_weights",
            "check_compatible", "check_resumable"]
 
-# Config keys that change the network's parameters or what its blocks return: a checkpoint cannot be
-# loaded (or a run resumed) across these.
-MODEL_KEYS = ("encoder", "encoder_width", "output_stride", "block1", "aspp_rates", "aspp_channels", "low_level_channels",
-              "decoder_channels", "aux_before_upsampling", "pivot_block")
 
 # Config keys a resumed run may change without altering what it computes (speed, budgets, logging).
 FREE_KEYS = ("num_workers", "cache_images", "eval_max_side", "compile", "channels_last", "amp",

@@ -165,7 +165,7 @@ def evaluate(
             ``global_f1_best_threshold`` when ``global_metrics`` is on.
         permuted: add ``pixel_f1_permuted`` (max of F1 with mask and inverted mask, mean).
         seed: attack seed; image i uses ``(seed, i)`` so results do not depend on batching.
-        max_side: forward-pass size limit; None = ``model.cfg.eval_max_side``.
+        max_side: forward-pass size limit; None = ``model.eval_max_side``.
         image_score, image_threshold: how a map becomes an image score (one of ``metrics.IMAGE_SCORES``)
             and the score above which an image counts as tampered; `metrics.choose_image_score` picks
             both on a validation split. Every rule's score is kept in ``per_image`` (``scores``).
@@ -218,7 +218,7 @@ def _checked_protocol(model, attack, thresholds, seed, max_side, image_score, im
     if image_score not in metrics.IMAGE_SCORES:
         raise ValueError(f"image_score={image_score!r}; expected one of {metrics.IMAGE_SCORES}")
     if max_side is None:
-        max_side = getattr(getattr(model, "cfg", None), "eval_max_side", None)
+        max_side = getattr(model, "eval_max_side", None)
     return EvalProtocol(attack, seed, extra_thresholds, max_side,
                     image_score, image_threshold, global_metrics, best_threshold, permuted)
 
