@@ -1,17 +1,13 @@
 """scripts/reproduce.py end to end at a tiny scale: Tables 1, 3 and 6 written, then rendered."""
-import importlib
 import json
 
 import pytest
 
-
-@pytest.fixture(scope="module")
-def reproduce():
-    return importlib.import_module("reproduce")
+import reproduce  # scripts/ is on the tests' path (pyproject.toml)
 
 
 @pytest.mark.slow
-def test_tables_1_3_6_at_a_tiny_scale(reproduce, tiny_manifest, tmp_path, capsys):
+def test_tables_1_3_6_at_a_tiny_scale(tiny_manifest, tmp_path, capsys):
     out = tmp_path / "out"
     argv = ["--scale", "quick", "--data", str(tiny_manifest), "--dataset", "tiny", "--tables", "1,3,6",
             "--epochs", "1", "--runs", str(tmp_path / "runs"), "--out", str(out), "--device", "cpu"]
