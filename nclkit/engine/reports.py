@@ -27,8 +27,12 @@ def pct(value: Any, digits: int = 1) -> str:
 def markdown_table(header: Sequence[str], rows: Iterable[Sequence[Any]], align: str = "") -> list[str]:
     """The lines of a Markdown table; `align` holds one letter per column, "l" (default) or "r"."""
     align = align.ljust(len(header), "l")
-    lines = ["| " + " | ".join(header) + " |", "|" + "".join("---:|" if a == "r" else "---|" for a in align)]
-    return lines + ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    lines = [_row(header), "|" + "".join("---:|" if a == "r" else "---|" for a in align)]
+    return lines + [_row(row) for row in rows]
+
+
+def _row(cells: Sequence[Any]) -> str:
+    return "|" + "|".join(f" {cell} " if str(cell) else " " for cell in cells) + "|"
 
 
 def json_safe(obj: Any) -> Any:
