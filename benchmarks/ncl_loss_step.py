@@ -10,8 +10,9 @@ model would give it, filled with random values), in the precision training uses 
 with the masks of train_step.py's batch:
 
 - whole: the loss forward + backward into the feature map (what the NCL term adds to a step);
-- its pieces, forward only: patch categories, patch sampling, the cell gather, the pivot network,
-  the three terms;
+- its pieces, forward only, each a step of `batch_ncl_loss` itself: patch categories, categories and
+  sampling (`sample_ncl_patches`), the cell gather, the gather with the pivot network
+  (`patch_features`), the three terms;
 - the same whole loss on an NCHW map (the gather path) beside the preset's channels_last map (the
   row-picking path): the in-run baseline, `ratio_nchw_vs_preset`.
 
@@ -21,10 +22,8 @@ Prints a table, then ONE JSON line.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import statistics
-import sys
 import time
 from pathlib import Path
 from typing import Callable
@@ -34,20 +33,10 @@ import torch
 from nclkit.engine.devices import device_name, pick_device, precision_name
 from nclkit.models import build_model
 from nclkit.ncl import NCLCriterion
-from nclkit.ncl.categorize import AUTHENTIC, CONTOUR, TAMPERED
-from nclkit.ncl.ncl_loss import ncl_terms_batched
-from nclkit.ncl.sampling import patch_categories, patch_cells, sample_patches
+from nclkit.ncl.ncl_loss import ncl_terms_batched, patch_features, sample_ncl_patches
+from nclkit.ncl.sampling import patch_categories, patch_cells
 from nclkit.presets import get_config
-
-
-def _make_batch():
-    """train_step.make_batch: random images with 1-3 tampered ellipses per mask (one source for both)."""
-    path = Path(__file__).with_name("train_step.py")
-    spec = importlib.util.spec_from_file_location("_bench_train_step", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module.make_batch
+from train_step import make_batch  # one source of the benchmark batch (this folder is on the path when run)
 
 
 def _time(fn: Callable[[], object], repeats: int) -> tuple[float, float]:
@@ -83,7 +72,7 @@ def main(argv=None) -> dict:
     channels, criterion = pivot.channels, NCLCriterion.from_config(cfg)
     precision = precision_name(cfg, device)
     dtype = {"bfloat16": torch.bfloat16, "float16": torch.float16}.get(precision, torch.float32)
-    _, mask, valid = (x.to(device) for x in _make_batch()(batch, size, cfg.seed))
+    _, mask, valid = (x.to(device) for x in make_batch(batch, size, cfg.seed))
     feature = torch.randn(batch, channels, size // stride, size // stride, device=device).to(dtype)
     layouts = {"preset": torch.channels_last if cfg.channels_last else torch.contiguous_format,
                "nchw": torch.contiguous_format}
@@ -97,27 +86,19 @@ def main(argv=None) -> dict:
             loss.backward()
         return run
 
-    # The pieces, forward only, on the preset's layout.
+    # The pieces, forward only, on the preset's layout: the library's own steps of batch_ncl_loss.
     f = feature.contiguous(memory_format=layouts["preset"])
     grid = tuple(f.shape[-2:])
-    codes = patch_categories(mask, grid, cfg.patch_size, cfg.tolerance, valid)
-    flat, gw, P = codes.flatten(1), codes.shape[2], cfg.patch_size
-    drawn = [sample_patches(flat == c, cfg.max_patches) for c in (TAMPERED, AUTHENTIC, CONTOUR)]
-    (t_idx, t_valid), (a_idx, a_valid), (c_idx, c_valid) = drawn
-    idx = torch.cat([t_idx, a_idx, c_idx], 1)
-    k_t, k_a = t_idx.shape[1], a_idx.shape[1]
+    steps = {"patch_size": cfg.patch_size, "tolerance": cfg.tolerance, "max_patches": cfg.max_patches}
+    sampled = sample_ncl_patches(mask, grid, valid, **steps)
     with autocast():
-        cells = patch_cells(f, idx, gw, P)
-        f_patch = cells[:, : k_t + k_a].mean(2)
-        contour_rows, contour_valid = cells[:, k_t + k_a:].flatten(1, 2), c_valid.repeat_interleave(P * P, 1)
-        se_plus, se_minus, has = pivot(contour_rows, contour_valid)
+        p, n, se_plus, se_minus, has = patch_features(pivot, f, sampled, cfg.patch_size)
     pieces = {
         "categories": lambda: patch_categories(mask, grid, cfg.patch_size, cfg.tolerance, valid),
-        "sampling": lambda: [sample_patches(flat == c, cfg.max_patches) for c in (TAMPERED, AUTHENTIC, CONTOUR)],
-        "gather": lambda: patch_cells(f, idx, gw, P),
-        "pivot": lambda: pivot(contour_rows, contour_valid),
-        "terms": lambda: ncl_terms_batched(f_patch[:, :k_t], t_valid, f_patch[:, k_t:], a_valid,
-                                           se_plus, se_minus, has, cfg.tau),
+        "sampling": lambda: sample_ncl_patches(mask, grid, valid, **steps),
+        "gather": lambda: patch_cells(f, sampled.idx, sampled.codes.shape[2], cfg.patch_size),
+        "features": lambda: patch_features(pivot, f, sampled, cfg.patch_size),
+        "terms": lambda: ncl_terms_batched(p, sampled.t_valid, n, sampled.a_valid, se_plus, se_minus, has, cfg.tau),
     }
     ms = {"whole_preset": _time(whole(layouts["preset"]), args.repeats),
           "whole_nchw": _time(whole(layouts["nchw"]), args.repeats)}

@@ -38,14 +38,11 @@ from nclkit.data.transforms import to_tensor_image
 from nclkit.engine.devices import device_name
 from nclkit.models import build_model
 from nclkit.ncl import AUTHENTIC, CONTOUR, TAMPERED, NCLCriterion, categorize_patches, cell_fraction
+from nclkit.ncl.ncl_loss import contrastive_nll
 from nclkit.presets import get_config
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "COVERAGE"
 DEFAULT_IMAGES = "1,5,10,23,40,60,80,100"
-
-
-def _nll(pos: torch.Tensor, neg_lse: torch.Tensor) -> torch.Tensor:
-    return torch.logaddexp(pos, neg_lse) - pos
 
 
 def full_ncl_backward(feature: torch.Tensor, codes: torch.Tensor, pivot, tau: float, chunk: int = 512) -> float:
@@ -70,7 +67,7 @@ def full_ncl_backward(feature: torch.Tensor, codes: torch.Tensor, pivot, tau: fl
         neg = torch.logsumexp(anchors @ n.T / tau, dim=1, keepdim=True)  # (c, 1)
         off = torch.ones_like(s_pp, dtype=torch.bool)
         off[torch.arange(len(anchors)), torch.arange(start, start + len(anchors))] = False  # j != m
-        part = (_nll(s_pp, neg) * off).sum() / (M * (M - 1))
+        part = (contrastive_nll(s_pp, neg) * off).sum() / (M * (M - 1))
         part.backward()
         total += float(part.detach())
 
@@ -79,8 +76,8 @@ def full_ncl_backward(feature: torch.Tensor, codes: torch.Tensor, pivot, tau: fl
     se_plus, se_minus, _ = pivot(contour, torch.ones(1, 1, len(c_idx), 1))
     p, n = rows(t_idx), rows(a_idx)
     sp, sm = F.normalize(se_plus[0], dim=0), F.normalize(se_minus[0], dim=0)
-    term2 = _nll(p @ sp / tau, torch.logsumexp(n @ sp / tau, 0)).mean()
-    term3 = _nll(n @ sm / tau, torch.logsumexp(p @ sm / tau, 0)).mean()
+    term2 = contrastive_nll(p @ sp / tau, torch.logsumexp(n @ sp / tau, 0)).mean()
+    term3 = contrastive_nll(n @ sm / tau, torch.logsumexp(p @ sm / tau, 0)).mean()
     (term2 + term3).backward()
     return total + float((term2 + term3).detach())
 

@@ -26,15 +26,17 @@ from .atomic import WriteError, write_text_atomic
 from .data import DataError, describe_data, read_manifest, scan_records
 from .data.manifest import PROTOCOLS
 from .data.preparers import PREPARERS, folder_records
+from .data.io import IMAGE_SUFFIXES
 from .data.preparers.common import manifest_paths
 from .data.forge import forge_from_photos
 from .data.synthetic import make_synthetic
 from .engine.attacks import parse_attack
 from .engine.checkpoint import load_model
 from .engine.devices import cpu_threads, pick_device
-from .engine.evaluator import evaluate, pixel_threshold_on_val, write_report
-from .engine.metrics import IMAGE_SCORES, choose_image_score
-from .engine.outputs import ensure_writable_dir, json_safe, last_checkpoint_note
+from .engine.evaluator import choose_image_rule, evaluate, pixel_threshold_on_val, write_report
+from .engine.metrics import IMAGE_SCORES
+from .engine.outputs import ensure_writable_dir, last_checkpoint_note, read_log
+from .engine.reports import json_safe
 from .engine.robustness import robustness_markdown, robustness_table
 from .engine.trainer import train
 from .presets import PRESETS, VARIANTS, Config, apply_overrides, get_config
@@ -58,7 +60,6 @@ def _probability(text: str) -> float:
 
 
 def _add_config_args(p: argparse.ArgumentParser, variant: bool = True) -> None:
-
     p.add_argument("--preset", choices=sorted(PRESETS),
                    help="quick: small model for a CPU on the synthetic set; real: the CPU recipe for real photos "
                         "(CASIA v1 size); paper: ResNet-101, OS 8, 512 px, batch 4; course_gpu: the paper's recipe "
@@ -83,7 +84,6 @@ def _saved_config(path: Path) -> Config:
 
 
 def _config(args):
-
     saved = Path(args.out) / "config.json" if getattr(args, "resume", False) else None
     if saved is not None and args.preset is None and saved.is_file():
         cfg = _saved_config(saved)  # resume: only flags given now change it
@@ -101,11 +101,10 @@ def _config(args):
 
 def _run_threads(run_dir: Path) -> int | None:
     """The CPU threads a run trained with, from its log's last row (None: not logged)."""
-    log = run_dir / "log.jsonl"
-    rows = log.read_text().splitlines() if log.is_file() else []
     try:
-        return json.loads(rows[-1]).get("threads") if rows else None
-    except (json.JSONDecodeError, AttributeError):
+        rows = read_log(run_dir)
+        return rows[-1].get("threads") if rows else None
+    except (ValueError, AttributeError):  # a row cut short, or not an object
         return None
 
 
@@ -123,7 +122,6 @@ def _set_cpu_threads(args) -> None:
 
 
 def cmd_train(args) -> int:
-
     cfg = _config(args)
     threads = torch.get_num_threads()
     _set_cpu_threads(args)
@@ -170,7 +168,6 @@ def _eval_records(args):
 
 
 def cmd_eval(args) -> int:
-
     _check_report_path(args.out)
     if args.attack:
         parse_attack(args.attack)
@@ -235,12 +232,10 @@ def _image_score_on_val(model, args, device) -> dict:
     if len({r.label for r in val}) < 2:
         raise ValueError(f"{args.data}: --image-score val needs tampered and authentic images in split 'val'")
     scan_records(val)
-    res = evaluate(model, val, device=device, progress=not args.no_progress)
-    return choose_image_score(res["per_image"])
+    return choose_image_rule(model, val, device=device, progress=not args.no_progress)
 
 
 def cmd_robustness(args) -> int:
-
     _check_report_path(args.out)
     device, model, records = _model_and_records(args)
     table = robustness_table(model, records, seed=args.seed, device=device)
@@ -253,7 +248,6 @@ def cmd_robustness(args) -> int:
 
 
 def cmd_predict(args) -> int:
-
     ensure_writable_dir(args.out)
     device = pick_device(args.device)
     model, _ = load_model(args.checkpoint, device=device)
@@ -263,8 +257,6 @@ def cmd_predict(args) -> int:
 
 
 def cmd_prepare(args) -> int:
-
-
     manifest_paths(args.out, args.name)  # a bad --out fails before the dataset is read
     prepare = PREPARERS[args.name]
     extra = {}
@@ -285,6 +277,16 @@ def cmd_synth(args) -> int:
     else:
         path = make_synthetic(args.out, num=args.num, seed=args.seed, size=args.size)
     print(f"wrote {path}: {describe_data(read_manifest(path))}")
+    return 0
+
+
+def cmd_fetch(args) -> int:
+    from .data.fetch import fetch
+
+    pairs = [a.split("=", 1) for a in args.archive]
+    if any(len(pair) != 2 for pair in pairs):
+        raise ValueError(f"--archive {args.archive}: expected SOURCE=ZIP")
+    fetch(args.name, args.out, archives=dict(pairs))
     return 0
 
 
@@ -399,16 +401,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def cmd_fetch(args) -> int:
-    from .data.fetch import fetch
-
-    pairs = [a.split("=", 1) for a in args.archive]
-    if any(len(pair) != 2 for pair in pairs):
-        raise ValueError(f"--archive {args.archive}: expected SOURCE=ZIP")
-    fetch(args.name, args.out, archives=dict(pairs))
-    return 0
-
-
 def _one_line(err: BaseException) -> str:
     """The error's message; for one raised in a DataLoader worker, without the worker's traceback."""
     text = str(err).strip()
@@ -464,8 +456,26 @@ def _warning_line(command: str, message, category, filename, lineno, line=None) 
     return f"nclkit {command}: warning: {message}\n"
 
 
-def main(argv: list[str] | None = None) -> int:
+def _dashed_file(argv: list[str]) -> str | None:
+    """The first argument before `--` that names a file but starts with "-", so argparse would read it as an
+    option (`-x.png`); None when there is none."""
+    for arg in argv:
+        if arg == "--":
+            return None
+        if arg.startswith("-") and not arg.startswith("--") and len(arg) > 2 \
+                and (Path(arg).suffix.lower() in IMAGE_SUFFIXES or Path(arg).exists()):
+            return arg
+    return None
 
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    dashed = _dashed_file(argv)
+    if dashed is not None:
+        command = f"nclkit {argv[0]}" if argv and not argv[0].startswith("-") else "nclkit"
+        print(f"{command}: error: {dashed} starts with '-', so it reads as an option; name the file ./{dashed}, "
+              "or put -- before the file names", file=sys.stderr)
+        return 2
     try:
         args = build_parser().parse_args(argv)
     except KeyboardInterrupt:
@@ -473,12 +483,12 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     saved, warnings.formatwarning = warnings.formatwarning, partial(_warning_line, args.command)
     try:
-        return _run(args)
+        return _run_command(args)
     finally:
         warnings.formatwarning = saved
 
 
-def _run(args) -> int:
+def _run_command(args) -> int:
     """Run the parsed command: its errors as one line and status 2, Ctrl-C as 130, a closed pipe as 141."""
     try:
         code = args.func(args)

@@ -98,11 +98,13 @@ def expected_minutes(images: int, epochs: int, gpu: str, val_images: int = 0, va
 
 
 def training_images(manifest: str | Path, cfg: Config) -> tuple[int, int]:
-    """(training images per epoch, tampered validation images) of `manifest` as `cfg` trains on it."""
+    """(training images per epoch, forgeries included, and tampered validation images) of `manifest` as
+    `cfg` trains on it."""
     from .data import read_manifest
+    from .engine.trainer import epoch_records
 
     records = read_manifest(manifest)
-    train_n = sum(r.split == "train" and (cfg.train_authentic or r.label == 1) for r in records)
+    train_n = len(epoch_records(cfg, records)) + cfg.forged
     val_n = sum(r.split == "val" and r.label == 1 for r in records)
     return train_n, val_n
 

@@ -14,8 +14,10 @@ import numbers
 from dataclasses import dataclass, fields
 from typing import Any, Callable
 
-__all__ = ["Config", "PRESETS", "ABLATIONS", "ABLATION_TABLES", "get_config", "apply_overrides", "upgrade_dict",
-           "VARIANTS", "BLOCK1_READINGS", "OUTPUT_STRIDES", "LEGACY_VALUES", "QUICK_EPOCHS", "QUICK_REAL_EPOCHS"]
+from .encoder_options import BLOCK1_READINGS, ENCODER_OPTIONS, OUTPUT_STRIDES, check_encoder_options, encoder_defaults
+
+__all__ = ["Config", "PRESETS", "ABLATIONS", "ABLATION_TABLES", "ABLATION_LABELS", "ablation_label", "get_config", "apply_overrides",
+           "VARIANTS", "BLOCK1_READINGS", "OUTPUT_STRIDES", "QUICK_EPOCHS", "QUICK_REAL_EPOCHS"]
 
 # Table 5: Base (plain BCE), Base+Pivot (BCE + NCL), Base+Pivot+PC (NCL + PC = full NCL).
 VARIANTS = ("base", "pivot", "full")
@@ -27,20 +29,8 @@ ABLATIONS: dict[str, dict[str, Any]] = {
 }
 # The rows of each ablation table, in the paper's order.
 ABLATION_TABLES: dict[str, tuple[str, ...]] = {"5": ("base", "pivot", "full"), "6": ("full", "block2", "block5")}
-# Where block 1 ends (Table 6): "conv1" = the ResNet paper's stage 1 (stride 2), "maxpool" = with the max-pool (stride 4).
-BLOCK1_READINGS = ("conv1", "maxpool")
-# The encoder's output strides (atrous convolution in the last stages, DeepLabV3+).
-OUTPUT_STRIDES = (8, 16, 32)
-# Keys added after checkpoints were first written, with the value that reproduces the behaviour of a
-# config saved without them (an older reading); `Config.from_dict` fills them in.
-LEGACY_VALUES: dict[str, Any] = {
-    "block1": "maxpool",
-    "aux_before_upsampling": True,
-    "sample_weighting": False,
-    "scale_min": 1.0,
-    "scale_max": 1.0,
-}
-
+# A row's label in a table where it is not the run's name: Table 6 calls full NCL "block1".
+ABLATION_LABELS: dict[str, dict[str, str]] = {"6": {"full": "block1"}}
 
 @dataclass
 class Config:
@@ -109,6 +99,8 @@ class Config:
             raise ValueError(f"pivot_block={self.pivot_block}; expected 1..5 (Table 6)")
         if self.block1 not in BLOCK1_READINGS:
             raise ValueError(f"block1={self.block1!r}; expected one of {BLOCK1_READINGS}")
+        check_encoder_options(self.encoder, output_stride=self.output_stride, block1=self.block1,
+                              encoder_width=self.encoder_width)
         if not 0.0 < self.scale_min <= self.scale_max:
             raise ValueError(f"scale_min={self.scale_min}, scale_max={self.scale_max}; expected 0 < scale_min <= scale_max")
         if self.patch_size < 1:
@@ -134,20 +126,23 @@ class Config:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], source: Any = None) -> "Config":
-        """A Config from `to_dict`'s output; keys missing from an older dict get LEGACY_VALUES.
+        """A Config from `to_dict`'s output: every key present, every value checked as `validate` checks it.
 
-        Every value is checked as `validate` checks it; `source` (a config.json, a checkpoint) opens
-        the message of the ValueError raised for a dict that is not a valid config.
+        `source` (a config.json, a checkpoint) opens the message of the ValueError raised for a dict
+        that is not a complete, valid config.
         """
         where = f"{source}: " if source is not None else ""
         if not isinstance(d, dict):
             raise ValueError(f"{where}the config is a {type(d).__name__}; expected an object of key: value pairs")
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
+        known = [f.name for f in fields(cls)]
+        unknown = sorted(set(d) - set(known))
         if unknown:
             raise ValueError(f"{where}unknown config keys {unknown}; known keys: {sorted(known)}")
+        missing = [k for k in known if k not in d]
+        if missing:
+            raise ValueError(f"{where}the config lacks keys {missing} (written by another nclkit version?)")
         try:
-            return cls(**upgrade_dict(d))
+            return cls(**d)
         except ValueError as err:
             raise ValueError(f"{where}{err}") from None
 
@@ -303,20 +298,36 @@ QUICK_EPOCHS = 20
 QUICK_REAL_EPOCHS = 5
 
 
-def upgrade_dict(d: dict[str, Any]) -> dict[str, Any]:
-    """A copy of a saved config dict with every key it lacks set to its LEGACY_VALUES entry."""
-    return {**{k: v for k, v in LEGACY_VALUES.items() if k not in d}, **d}
+def ablation_label(table: str, run: str) -> str:
+    """The label of ablation run `run` (a key of ABLATIONS) in Table `table`."""
+    return ABLATION_LABELS.get(table, {}).get(run, run)
 
 
 def get_config(preset: str | Config = "quick", **overrides: Any) -> Config:
-    """The named preset as a fresh Config, with keyword overrides applied."""
+    """The named preset as a fresh Config, with keyword overrides applied.
+
+    An `encoder` override swaps the preset's encoder: its options that the new encoder cannot honour
+    and that are not overridden too become the new encoder's own (`get_config("course_gpu",
+    encoder="swin_t")` is Swin-T at output stride 32; naming `output_stride=16` as well is refused).
+    """
     if isinstance(preset, Config):
         base = preset
     else:
         if preset not in PRESETS:
             raise ValueError(f"unknown preset {preset!r}; expected one of {sorted(PRESETS)}")
         base = PRESETS[preset]
+    if "encoder" in overrides:
+        overrides = {**_encoder_options_of(base, overrides["encoder"]), **overrides}
     return base.replace(**overrides) if overrides else base.replace()
+
+
+def _encoder_options_of(base: Config, encoder: Any) -> dict[str, Any]:
+    """The options of `base` that `encoder` cannot honour, as that encoder's own values."""
+    if encoder not in ENCODER_OPTIONS:
+        return {}  # Config.validate names the unknown encoder
+    own = encoder_defaults(encoder)
+    return {key: value for key, value in own.items() if ENCODER_OPTIONS[encoder][key] is not None
+            and getattr(base, key) not in ENCODER_OPTIONS[encoder][key]}
 
 
 def _parse_value(key: str, text: str, kind: str) -> Any:
@@ -334,7 +345,8 @@ def _parse_value(key: str, text: str, kind: str) -> Any:
 
 
 def apply_overrides(cfg: Config, items: list[str] | None) -> Config:
-    """Apply `key=value` strings (the CLI's `--set`) to a Config, with typed parsing."""
+    """Apply `key=value` strings (the CLI's `--set`) to a Config, with typed parsing; `encoder=...` swaps
+    the encoder as `get_config` does."""
     if not items:
         return cfg
     current = cfg.to_dict()
@@ -347,4 +359,6 @@ def apply_overrides(cfg: Config, items: list[str] | None) -> Config:
         if key not in current:
             raise ValueError(f"unknown config key {key!r}; known keys: {sorted(current)}")
         changes[key] = _parse_value(key, text.strip(), _field_kinds()[key])
+    if "encoder" in changes:  # as get_config does: the new encoder's own options where the old ones do not apply
+        changes = {**_encoder_options_of(cfg, changes["encoder"]), **changes}
     return cfg.replace(**changes)

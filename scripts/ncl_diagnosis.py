@@ -31,7 +31,7 @@ from nclkit.engine import evaluate, load_model, train
 from nclkit.engine.devices import device_name, pick_device
 from nclkit.engine.diagnostics import loss_gradients, patch_probe
 from nclkit.engine.evaluator import pixel_threshold_on_val
-from nclkit.engine.outputs import json_safe
+from nclkit.engine.reports import json_safe
 from nclkit.engine.runs import run_progress
 from nclkit.ncl.total_loss import NCLCriterion
 from nclkit.presets import PRESETS, apply_overrides, get_config

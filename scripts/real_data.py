@@ -33,13 +33,15 @@ import torch
 from nclkit.data import describe_data, read_manifest
 from nclkit.engine import ensure_trained, evaluate, load_model
 from nclkit.engine.devices import pick_device, precision_name
-from nclkit.engine.evaluator import all_tampered_f1, pixel_threshold_on_val
-from nclkit.engine.metrics import choose_image_score, image_level_metrics
-from nclkit.engine.outputs import json_safe
-from nclkit.presets import ABLATION_TABLES, ABLATIONS, PRESETS, VARIANTS, apply_overrides, get_config
+from nclkit.engine.evaluator import all_tampered_f1, choose_image_rule, pixel_threshold_on_val
+from nclkit.engine.metrics import image_level_metrics
+from nclkit.engine.outputs import read_log
+from nclkit.engine.reports import json_safe, markdown_table, pct
+from nclkit.presets import (
+    ABLATION_TABLES, ABLATIONS, PRESETS, VARIANTS, ablation_label, apply_overrides, get_config,
+)
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # the scripts' shared module, however this file is loaded
-from table_runs import add_run_arguments, pct, provenance, rendered  # noqa: E402
+from table_runs import add_run_arguments, provenance  # a sibling: this folder is on the path when run
 
 SUMMARISED = ("pixel_f1", "pixel_f1_val_threshold", "pixel_auc", "pixel_f1_best_threshold", "image_auc",
               "image_balanced_accuracy")
@@ -55,9 +57,9 @@ def image_rule(checkpoint: Path, val_records, device) -> dict:
     set's validation split."""
     if checkpoint not in _IMAGE_RULES:
         model, _ = load_model(checkpoint, device=device)
-        res = evaluate(model, val_records, device=device, progress=False)
         pixel = pixel_threshold_on_val(model, val_records, device=device)
-        _IMAGE_RULES[checkpoint] = {**choose_image_score(res["per_image"]), "pixel_threshold": pixel["threshold"]}
+        _IMAGE_RULES[checkpoint] = {**choose_image_rule(model, val_records, device=device),
+                                    "pixel_threshold": pixel["threshold"]}
     return _IMAGE_RULES[checkpoint]
 
 
@@ -90,7 +92,7 @@ def save_val_curves(run_dirs: dict[str, list[Path]], reference: float, path: Pat
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.6))
     for row_name, dirs in run_dirs.items():
-        logs = [[json.loads(line) for line in (d / "log.jsonl").read_text().splitlines()] for d in dirs]
+        logs = [read_log(d) for d in dirs]
         epochs = sorted({r["epoch"] for log in logs for r in log if "val_pixel_f1" in r})
         for ax, key in zip(axes, ("val_pixel_f1", "val_pixel_auc")):
             values = np.array([[next((r[key] for r in log if r["epoch"] == e and key in r), np.nan) for e in epochs]
@@ -110,6 +112,7 @@ def save_val_curves(run_dirs: dict[str, list[Path]], reference: float, path: Pat
 
 
 def _fmt(s: dict | None) -> str:
+    """A row's mean ± sd over seeds, in percent."""
     if s is None or s["mean"] is None:
         return "n/a"
     return pct(s["mean"]) + (f" ± {pct(s['sd'])}" if s["sd"] is not None else "")
@@ -121,27 +124,26 @@ def render(out_dir: Path) -> str:
         d = json.loads(path.read_text())
         lines += [f"### Table {d.get('table', '5')} on {d['dataset']} ({d['preset']} preset, seeds {d['seeds']}) — {path.name}", "",
                   f"Data: {d['data']}", "", f"Device: {d['device']}, torch {d['torch']}. Command: `{d['command']}`"
-                  + (f" (config changes for this set: {', '.join(d['overrides'])})" if d.get("overrides") else ""), "",
-                  "| row | F1@0.5 (per image) | F1 at the val threshold | AUC (per image) "
-                  "| F1 at each image's best threshold (oracle) | image AUC | image balanced accuracy | train s (mean) |",
-                  "|---|---|---|---|---|---|---|---|",
-                  f"| every pixel tampered (reference) | {100 * d['all_tampered_f1']:.1f} | — | 50.0 | — | 50.0 | 50.0 | — |"]
+                  + (f" (config changes for this set: {', '.join(d['overrides'])})" if d.get("overrides") else ""), ""]
+        rows = [["every pixel tampered (reference)", pct(d["all_tampered_f1"]), "—", "50.0", "—", "50.0", "50.0", "—"]]
         for v, s in d["summary"].items():
             secs = statistics.fmean(r["train_seconds"] for r in d["runs"][v])
-            lines.append(f"| {v} | {_fmt(s['pixel_f1'])} | {_fmt(s.get('pixel_f1_val_threshold'))} | {_fmt(s['pixel_auc'])} | "
-                         f"{_fmt(s['pixel_f1_best_threshold'])} | {_fmt(s.get('image_auc'))} | "
-                         f"{_fmt(s.get('image_balanced_accuracy'))} | {secs:.0f} |")
+            rows.append([v, _fmt(s["pixel_f1"]), _fmt(s.get("pixel_f1_val_threshold")), _fmt(s["pixel_auc"]),
+                         _fmt(s["pixel_f1_best_threshold"]), _fmt(s.get("image_auc")),
+                         _fmt(s.get("image_balanced_accuracy")), f"{secs:.0f}"])
+        lines += markdown_table(["row", "F1@0.5 (per image)", "F1 at the val threshold", "AUC (per image)",
+                                 "F1 at each image's best threshold (oracle)", "image AUC", "image balanced accuracy",
+                                 "train s (mean)"], rows)
         lines.append("")
     for path in sorted(out_dir.glob("cross_dataset_*.json")):
         d = json.loads(path.read_text())
-        lines += [f"### Cross-dataset ({d['preset']} preset) — {path.name}", "",
-                  "| trained on | tested on | F1@0.5 (per image) | F1 at the val threshold | AUC (per image) | image AUC "
-                  "| image balanced accuracy | every pixel tampered F1 |",
-                  "|---|---|---|---|---|---|---|---|"]
-        lines += [f"| {r['trained_on']} | {r['tested_on']} | {_fmt(r['pixel_f1'])} | "
-                  f"{_fmt(r.get('pixel_f1_val_threshold'))} | {_fmt(r['pixel_auc'])} | "
-                  f"{_fmt(r.get('image_auc'))} | {_fmt(r.get('image_balanced_accuracy'))} | "
-                  f"{100 * r['all_tampered_f1']:.1f} |" for r in d["rows"]]
+        lines += [f"### Cross-dataset ({d['preset']} preset) — {path.name}", ""]
+        lines += markdown_table(["trained on", "tested on", "F1@0.5 (per image)", "F1 at the val threshold",
+                                 "AUC (per image)", "image AUC", "image balanced accuracy", "every pixel tampered F1"],
+                                [[r["trained_on"], r["tested_on"], _fmt(r["pixel_f1"]),
+                                  _fmt(r.get("pixel_f1_val_threshold")), _fmt(r["pixel_auc"]),
+                                  _fmt(r.get("image_auc")), _fmt(r.get("image_balanced_accuracy")),
+                                  pct(r["all_tampered_f1"])] for r in d["rows"]])
         lines.append("")
     return "\n".join(lines)
 
@@ -238,7 +240,7 @@ def write_tables(plan: Plan, name: str, manifest: str, runs: dict[str, list[dict
         # training only Table 6's rows never overwrites a Table 5 file with its one shared row.
         if not (set(names) - {"full"}) & set(runs) and not (table == "5" and set(runs) == {"full"}):
             continue
-        label = {v: "block1" if table == "6" and v == "full" else v for v in names if v in runs}
+        label = {v: ablation_label(table, v) for v in names if v in runs}
         chosen = {label[v]: runs[v] for v in label}
         save_val_curves({label[v]: [plan.run_path(name, v, seed) for seed in plan.seeds] for v in label},
                         val_reference, plan.out / f"val_curves_table{table}_{name}_{plan.args.preset}.png")
@@ -274,7 +276,8 @@ def write_cross(plan: Plan, full_models: dict[str, list[Path]]) -> None:
 def main(argv=None) -> int:
     p = build_parser()
     args = p.parse_args(argv)
-    if rendered(args, render):
+    if args.render:  # only print the Markdown of the JSON files in --out
+        print(render(Path(args.out)))
         return 0
     plan = make_plan(p, args, argv)
     full_models: dict[str, list[Path]] = {name: [Path(c)] for name, c in plan.extra.items()}

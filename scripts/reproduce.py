@@ -22,12 +22,11 @@ from pathlib import Path
 from nclkit.data import read_manifest
 from nclkit.engine import ensure_trained, evaluate, load_model, robustness_table
 from nclkit.engine.devices import pick_device, precision_name
-from nclkit.engine.outputs import json_safe
+from nclkit.engine.reports import json_safe, markdown_table, pct
 from nclkit.viz import save_prediction_figure
-from nclkit.presets import ABLATION_TABLES, ABLATIONS, apply_overrides, get_config
+from nclkit.presets import ABLATION_TABLES, ABLATIONS, ablation_label, apply_overrides, get_config
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # the scripts' shared module, however this file is loaded
-from table_runs import add_run_arguments, pct, provenance, rendered  # noqa: E402
+from table_runs import add_run_arguments, provenance  # a sibling: this folder is on the path when run
 
 # The paper's figures (percent in the paper; fractions here). Protocols as the paper states them.
 PAPER = {
@@ -46,8 +45,7 @@ PAPER = {
           "block5": {"pixel_f1": 0.438, "pixel_auc": 0.702}},
 }
 
-# Which training runs each table needs: name -> Config overrides.
-RUNS = ABLATIONS
+# Which training runs (keys of ABLATIONS) each table needs.
 NEEDS = {"1": ("full",), "3": ("full",), **ABLATION_TABLES}
 KEEP = ("pixel_f1", "pixel_auc", "pixel_f1_best_threshold", "pixel_f1_permuted", "global_f1", "global_auc",
         "global_f1_best_threshold", "image_auc", "image_balanced_accuracy", "image_f1", "n_tampered", "n_authentic")
@@ -55,7 +53,7 @@ KEEP = ("pixel_f1", "pixel_auc", "pixel_f1_best_threshold", "pixel_f1_permuted",
 
 def run_one(name: str, args, device) -> dict:
     """Train (or reuse a finished run) and evaluate once on test under every protocol."""
-    cfg = apply_overrides(get_config(args.scale, **RUNS[name]), args.overrides)
+    cfg = apply_overrides(get_config(args.scale, **ABLATIONS[name]), args.overrides)
     if args.epochs:
         cfg = cfg.replace(epochs=args.epochs)
     run_dir = Path(args.runs) / name
@@ -93,20 +91,22 @@ def render(out_dir: Path) -> str:
                   f"Paper: {d['paper']['note']}.", ""]
         if t == "1":
             ref = d["paper"].get(d["dataset"], {})
-            lines += ["| | F1@0.5 (per image) | AUC (per image) | best-threshold F1 | global AUC | paper F1 | paper AUC | train s |",
-                      "|---|---|---|---|---|---|---|---|",
-                      f"| full NCL | {pct(m['pixel_f1'])} | {pct(m['pixel_auc'])} | {pct(m.get('pixel_f1_best_threshold'))} | "
-                      f"{pct(m.get('global_auc'))} | {pct(ref.get('pixel_f1'))} | {pct(ref.get('pixel_auc'))} | {m['train_seconds']:.0f} |"]
+            lines += markdown_table(
+                ["", "F1@0.5 (per image)", "AUC (per image)", "best-threshold F1", "global AUC", "paper F1",
+                 "paper AUC", "train s"],
+                [["full NCL", pct(m["pixel_f1"]), pct(m["pixel_auc"]), pct(m.get("pixel_f1_best_threshold")),
+                  pct(m.get("global_auc")), pct(ref.get("pixel_f1")), pct(ref.get("pixel_auc")),
+                  f"{m['train_seconds']:.0f}"]])
         elif t == "3":
             paper = d["paper"]["pixel_auc"]
-            lines += ["| attack | AUC (per image) | F1@0.5 (per image) | paper AUC (NIST16) |", "|---|---|---|---|"]
-            lines += [f"| {r['label']} | {pct(r['pixel_auc'])} | {pct(r['pixel_f1'])} | {pct(paper.get(r['attack']))} |"
-                      for r in m["rows"]]
+            lines += markdown_table(["attack", "AUC (per image)", "F1@0.5 (per image)", "paper AUC (NIST16)"],
+                                    [[r["label"], pct(r["pixel_auc"]), pct(r["pixel_f1"]), pct(paper.get(r["attack"]))]
+                                     for r in m["rows"]])
         else:
-            lines += ["| row | F1@0.5 (per image) | AUC (per image) | best-threshold F1 | global AUC | train s |",
-                      "|---|---|---|---|---|---|"]
-            lines += [f"| {name} | {pct(r['pixel_f1'])} | {pct(r['pixel_auc'])} | {pct(r.get('pixel_f1_best_threshold'))} | "
-                      f"{pct(r.get('global_auc'))} | {r['train_seconds']:.0f} |" for name, r in m.items()]
+            lines += markdown_table(["row", "F1@0.5 (per image)", "AUC (per image)", "best-threshold F1", "global AUC",
+                                     "train s"],
+                                    [[name, pct(r["pixel_f1"]), pct(r["pixel_auc"]), pct(r.get("pixel_f1_best_threshold")),
+                                      pct(r.get("global_auc")), f"{r['train_seconds']:.0f}"] for name, r in m.items()])
         lines.append("")
     return "\n".join(lines)
 
@@ -122,7 +122,8 @@ def main(argv=None) -> int:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     add_run_arguments(p, runs="runs/reproduction")
     args = p.parse_args(argv)
-    if rendered(args, render):
+    if args.render:  # only print the Markdown of the JSON files in --out
+        print(render(Path(args.out)))
         return 0
     device = pick_device(args.device)
     args.runs = str(Path(args.runs) / f"{args.dataset}_{args.scale}")
@@ -148,9 +149,7 @@ def main(argv=None) -> int:
             table = robustness_table(full["model"], full["test"], seed=0, device=device, progress=False)
             measured = {"rows": table["rows"], "attack_seed": table["seed"]}
         else:
-            measured = {n: results[n]["row"] for n in NEEDS[t]}
-            if t == "6":
-                measured = {"block1" if n == "full" else n: v for n, v in measured.items()}
+            measured = {ablation_label(t, n): results[n]["row"] for n in NEEDS[t]}
         doc = {"table": t, **common, "paper": PAPER[t], "measured": measured}
         path = Path(args.out) / f"table{t}_{args.dataset}_{args.scale}.json"
         path.write_text(json.dumps(json_safe(doc), indent=2) + "\n")

@@ -1,12 +1,10 @@
 """What scripts/reproduce.py and scripts/real_data.py share: the arguments that end both command lines,
-`--render`, the record of how a table was made, and the way a fraction is printed in a table."""
+and the record of how a table was made (their tables are laid out by nclkit.engine.reports)."""
 from __future__ import annotations
 
 import argparse
 import shlex
 import sys
-from pathlib import Path
-from typing import Callable
 
 import torch
 
@@ -23,19 +21,7 @@ def add_run_arguments(p: argparse.ArgumentParser, runs: str) -> None:
     p.add_argument("--render", action="store_true", help="only print the Markdown of the JSON files in --out")
 
 
-def rendered(args: argparse.Namespace, render: Callable[[Path], str]) -> bool:
-    """With --render, print the Markdown of --out's JSON files and say so: nothing is trained then."""
-    if args.render:
-        print(render(Path(args.out)))
-    return args.render
-
-
 def provenance(script: str, argv: list[str] | None, device: torch.device) -> dict:
     """How a table was made: the command line, the device and torch's version."""
     command = f"python scripts/{script} " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
     return {"command": command, "device": device_name(device), "torch": torch.__version__}
-
-
-def pct(value: float | None) -> str:
-    """A fraction as a table shows it: percent with one decimal, n/a when undefined."""
-    return "n/a" if value is None else f"{100 * value:.1f}"

@@ -88,16 +88,12 @@ def write_toy_records(folder: Path) -> list[Record]:
     return out
 
 
-class _Cfg:
-    eval_max_side = 64
-
-
 class TinyModel(RedDetector):
     """A RedDetector (gain 5, no bias) with an eval size that records the inputs it is given."""
 
     def __init__(self):
         super().__init__(gain=5.0, bias=0.0)
-        self.cfg = _Cfg()
+        self.eval_max_side = 64
         self.seen = []
 
     def forward(self, x):

@@ -1,4 +1,4 @@
-"""Checkpoints (nclkit.engine.checkpoint): only finite weights are saved, resuming checks the recipe, old configs keep their readings."""
+"""Checkpoints (nclkit.engine.checkpoint): only finite weights are saved, resuming checks the recipe, an incomplete config is refused."""
 import math
 
 import pytest
@@ -45,21 +45,14 @@ def test_resume_refuses_a_checkpoint_lacking_what_it_needs(tmp_path):
         check_resumable(state, small_cfg(), tmp_path / "last.pt")
 
 
-def test_config_saved_before_the_new_readings_keeps_the_old_ones(tmp_path):
-    # A checkpoint whose config predates `block1`, `aux_before_upsampling`, `sample_weighting` and
-    # random scaling is rebuilt with the readings it was trained with, and its weights load.
-    from nclkit.engine.checkpoint import check_compatible, load_model, save_checkpoint
-    from nclkit.presets import LEGACY_VALUES, Config
+def test_a_config_lacking_keys_is_refused_naming_them(tmp_path):
+    from nclkit.engine.checkpoint import load_model, save_checkpoint
+    from nclkit.presets import Config
 
-    old = {k: v for k, v in get_config("quick").to_dict().items() if k not in LEGACY_VALUES}
-    cfg = Config.from_dict(old)
-    assert (cfg.block1, cfg.aux_before_upsampling, cfg.sample_weighting) == ("maxpool", True, False)
-    assert (cfg.scale_min, cfg.scale_max) == (1.0, 1.0)
-    legacy = build_model(cfg)
-    assert legacy.encoder.strides[0] == 4 and len(legacy.aux_heads) == 2
-    path = save_checkpoint({"model": legacy.state_dict(), "config": old}, tmp_path / "old.pt")
-    model, _ = load_model(path)
-    assert model.cfg.block1 == "maxpool" and len(model.aux_heads) == 2
-    check_compatible(old, get_config("quick", block1="maxpool", aux_before_upsampling=True), path)
-    with pytest.raises(ValueError, match="block1"):
-        check_compatible(old, get_config("quick", aux_before_upsampling=True), path)
+    cfg = get_config("quick")
+    partial = {k: v for k, v in cfg.to_dict().items() if k not in ("block1", "sample_weighting")}
+    with pytest.raises(ValueError, match=r"run/config.json: the config lacks keys \['block1', 'sample_weighting'\]"):
+        Config.from_dict(partial, source="run/config.json")
+    path = save_checkpoint({"model": build_model(cfg).state_dict(), "config": partial}, tmp_path / "old.pt")
+    with pytest.raises(ValueError, match="lacks keys.*another nclkit version"):
+        load_model(path)

@@ -253,7 +253,7 @@ def test_epochs_zero_through_set_is_refused(tiny_manifest, tmp_path, capsys):
 
 @pytest.mark.parametrize("damage, message", [
     ("pickle", "holds Python objects beyond tensors"),
-    ("config lacks keys", "its config lacks ['encoder'"),
+    ("config lacks keys", "the config lacks keys ['encoder'"),
     ("state dict lacks keys", "weights do not fit"),
     ("not a checkpoint", "is not an nclkit checkpoint"),
     ("garbage", "could not be read"),
@@ -357,3 +357,13 @@ def test_eval_reports_f1_at_the_val_threshold_beside_f1_at_half_and_the_oracle(c
     assert main(["eval", "--checkpoint", str(checkpoint), "--images", str(folder), "--masks", str(folder),
                  "--out", str(out), "--pixel-threshold", "val"]) == 2
     one_line_error(capsys, "--pixel-threshold val")
+def test_a_file_named_like_an_option_is_named_with_the_two_ways_out(checkpoint, tmp_path, capsys, monkeypatch):
+    from PIL import Image
+
+    monkeypatch.chdir(tmp_path)
+    Image.new("RGB", (32, 32)).save(tmp_path / "-x.png")
+    argv = ["predict", "--checkpoint", str(checkpoint), "--out", str(tmp_path / "o")]
+    assert main([*argv, "-x.png"]) == 2
+    one_line_error(capsys, "nclkit predict: error: -x.png starts with '-'", "./-x.png", "--")
+    assert main([*argv, "--", "-x.png"]) == 0
+    assert main([*argv, "./-x.png"]) == 0

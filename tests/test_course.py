@@ -220,6 +220,7 @@ def test_estimate_line_counts_the_manifest(tiny_manifest):
     assert "not a measurement" in line and "T4" in line and "A100" in line
     t4 = 2 * course.expected_minutes(images, cfg.epochs, "T4", val_images, cfg.val_every)
     assert f"T4 ~{t4:.1f} min" in line
+    assert course.training_images(tiny_manifest, cfg.replace(forged=50))[0] == images + 50  # forgeries train too
 
 
 def test_whole_course_fits_an_hour_on_a_t4():

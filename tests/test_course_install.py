@@ -14,15 +14,11 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SCRIPT = ROOT / "scripts" / "course_links.py"
 
 
 @pytest.fixture(scope="module")
 def links():
-    spec = importlib.util.spec_from_file_location("course_links", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return importlib.import_module("course_links")
 
 
 def test_readme_and_notebooks_agree_with_pyproject(links):

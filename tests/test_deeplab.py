@@ -17,7 +17,7 @@ def _n_params(module: nn.Module) -> int:
 def test_paper_preset_512_shapes():
     torch.manual_seed(0)
     model = build_model("paper").eval()
-    assert model.cfg.encoder == "resnet101" and model.cfg.output_stride == 8
+    assert model.encoder.strides[-1] == 8 and len(model.encoder.layer3) == 23  # ResNet-101 at OS 8
     with torch.no_grad():
         out = model(torch.randn(1, 3, 512, 512))
     assert isinstance(out, ModelOutput)
@@ -46,7 +46,7 @@ def test_unknown_encoder_lists_valid_names():
 def test_build_model_accepts_preset_config_and_overrides():
     cfg = get_config("quick", pivot_block=5)
     model = build_model(cfg)
-    assert isinstance(model, IMLModel) and model.cfg.pivot_block == 5
+    assert isinstance(model, IMLModel) and model.pivot_block == 5 and model.eval_max_side == cfg.eval_max_side
     assert model.pivot.channels == 8 * cfg.encoder_width  # block 5 of a ResNet-10 of that width
     assert build_model("quick", pivot_block=2).pivot.channels == cfg.encoder_width
     assert build_model("quick", pivot_block=5, encoder_width=64).pivot.channels == 512  # the standard ResNet-10
@@ -112,7 +112,7 @@ def test_aux_heads_after_each_upsampling_by_default():
         out = model(torch.randn(2, 3, 128, 128))
     assert [tuple(a.shape) for a in out.aux_logits] == [(2, 1, 32, 32)]
     extra = build_model("quick", aux_before_upsampling=True)
-    assert [h[0].in_channels for h in extra.aux_heads] == [extra.cfg.aspp_channels, extra.decoder.fused_channels]
+    assert [h[0].in_channels for h in extra.aux_heads] == [get_config("quick").aspp_channels, extra.decoder.fused_channels]
 
 
 @pytest.mark.parametrize("encoder, size", [("resnet18", 64), ("swin_t", 64)])
@@ -153,3 +153,14 @@ def test_bf16_autocast_and_channels_last():
     assert low.dtype == torch.bfloat16 and torch.isfinite(low.float()).all()
     torch.testing.assert_close(low.float(), reference, rtol=0.1, atol=0.05)
     torch.testing.assert_close(cl, reference, rtol=1e-4, atol=1e-4)
+
+
+def test_the_model_takes_plain_values_and_from_config_reads_a_config():
+    cfg = get_config("quick", pivot_block=2)
+    torch.manual_seed(0)
+    a = IMLModel.from_config(cfg)
+    torch.manual_seed(0)
+    b = IMLModel(encoder="resnet10", encoder_width=32, output_stride=32, block1="conv1", aspp_rates=(1, 2, 3),
+                 aspp_channels=64, low_level_channels=32, decoder_channels=64, pivot_block=2)
+    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+    assert (a.eval_max_side, b.eval_max_side) == (cfg.eval_max_side, None) and not hasattr(a, "cfg")

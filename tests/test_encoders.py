@@ -6,16 +6,20 @@ import torch
 from torchvision.models.resnet import BasicBlock
 from torch import nn
 
-from nclkit.models import ENCODERS, get_encoder
+from nclkit.encoder_options import ENCODER_NAMES, ENCODER_OPTIONS
+from nclkit.models import ENCODERS, SwinEncoder, get_encoder
 
 
 @pytest.mark.parametrize("name", sorted(ENCODERS))
 @pytest.mark.parametrize("output_stride", [8, 16, 32])
 def test_encoder_declared_channels_and_strides(name, output_stride):
+    if output_stride not in ENCODER_OPTIONS[name]["output_stride"]:
+        with pytest.raises(ValueError, match=f"encoder '{name}' does not support output_stride={output_stride}"):
+            get_encoder(name, output_stride)
+        return
     encoder = get_encoder(name, output_stride).eval()
     assert len(encoder.channels) == 5 and len(encoder.strides) == 5
-    expected_os = 32 if name == "swin_t" else output_stride
-    assert encoder.strides[-1] == expected_os
+    assert encoder.strides[-1] == output_stride
     with torch.no_grad():
         features = encoder(torch.randn(1, 3, 64, 64))
     assert len(features) == 5
@@ -32,8 +36,8 @@ def test_os16_gives_32x32_block5_at_512():
 
 
 def test_block1_readings_conv1_and_maxpool():
-    # Block 1 is conv1's output (stride 2); the max-pool opens block 2. "maxpool" keeps the older
-    # reading (block 1 after the max-pool, stride 4). Same parameters, same later blocks.
+    # Block 1 is conv1's output (stride 2); the max-pool opens block 2. "maxpool" counts the max-pool
+    # with block 1 (stride 4). Same parameters, same later blocks.
     torch.manual_seed(0)
     conv1 = get_encoder("resnet10", 16, block1="conv1").eval()
     pooled = get_encoder("resnet10", 16, block1="maxpool").eval()
@@ -116,3 +120,18 @@ def test_narrow_resnet_halves_every_stage_and_keeps_the_grid():
     assert 3.5 < n_wide / n_narrow < 4.5  # conv weights scale with width squared
     with pytest.raises(ValueError, match="width"):
         get_encoder("resnet50", 16, width=32)
+
+
+def test_the_registry_lists_the_encoders_built():
+    assert tuple(ENCODERS) == ENCODER_NAMES
+
+
+@pytest.mark.parametrize("option, value", [("output_stride", 16), ("output_stride", 8), ("block1", "conv1"),
+                                           ("width", 32)])
+def test_swin_refuses_what_it_cannot_honour(option, value):
+    key = "encoder_width" if option == "width" else option
+    with pytest.raises(ValueError, match=f"encoder 'swin_t' does not support {key}={value!r}"):
+        get_encoder("swin_t", **{option: value})
+    with pytest.raises(ValueError, match="swin_t"):
+        SwinEncoder(**{option: value})
+    assert get_encoder("swin_t").strides == (4, 4, 8, 16, 32)

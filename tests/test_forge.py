@@ -8,6 +8,7 @@ import pytest
 
 from nclkit.data import read_manifest, write_manifest, Record, load_image, load_mask
 from nclkit.data import forge as F
+from nclkit.data.tampering import KINDS
 from nclkit.data.preparers.casia import casia1_photo_ids
 from nclkit.data.synthetic import source_photos
 
@@ -30,7 +31,7 @@ def photo_dir(tmp_path_factory) -> Path:
     return folder
 
 
-@pytest.mark.parametrize("kind", F.FORGE_KINDS)
+@pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("with_shape", [False, True])
 def test_the_mask_is_exactly_what_changed(kind, with_shape):
     target, donor = _photo(1), _photo(2)
@@ -69,7 +70,7 @@ def test_deterministic_by_seed(tmp_path, photo_dir):
     assert files(a) == files(b)
     assert files(a) != files(c)
     info = json.loads((tmp_path / "a" / "forged.json").read_text())["forgeries"]
-    assert {v["kind"] for v in info.values()} <= set(F.FORGE_KINDS)
+    assert {v["kind"] for v in info.values()} <= set(KINDS)
     assert all(v["donor"] != v["target"] for v in info.values())
     mtime = (tmp_path / "a" / "manifest.jsonl").stat().st_mtime_ns
     F.forge(photos, tmp_path / "a", 12, seed=5)  # same arguments: reused, not rewritten
@@ -134,12 +135,12 @@ def test_from_photos_keeps_each_photo_in_one_split(tmp_path, photo_dir):
 
 @pytest.mark.data
 def test_casia1_grouped_forgeries_use_no_val_or_test_photo(tmp_path):
-    from nclkit.data.preparers import get_preparer
+    from nclkit.data.preparers import PREPARERS
 
     if not (SHARED / "CASIA1").is_dir():
         pytest.skip(f"real data CASIA1 not found at {SHARED}")
     with pytest.warns(UserWarning):
-        manifest = get_preparer("casia1")(SHARED / "CASIA1", tmp_path / "casia1.jsonl", protocol="grouped")
+        manifest = PREPARERS["casia1"](SHARED / "CASIA1", tmp_path / "casia1.jsonl", protocol="grouped")
     records = read_manifest(manifest)
     held_out = {pid for r in records if r.split != "train" for pid in casia1_photo_ids(r.id.split("/", 1)[1])}
     out = F.forge_from_manifest(manifest, tmp_path / "forged", 60, seed=0)

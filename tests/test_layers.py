@@ -1,4 +1,4 @@
-"""nclkit's layers import in one direction: presets -> data -> models -> ncl -> engine -> viz / course / cli.
+"""nclkit's layers import in one direction: presets (and encoder_options) -> data -> models -> ncl -> engine -> viz / course / cli.
 
 An ast walk of every module: each import of another nclkit module (at the top or inside a function)
 must point to the same layer or a lower one, and no imports form a circle (not even inside one layer).
@@ -12,7 +12,7 @@ ROOT = Path(nclkit.__file__).resolve().parent
 
 # Lower numbers are lower layers; a module may import its own layer and the ones below.
 LAYERS = {
-    "version": 0, "presets": 0,
+    "version": 0, "encoder_options": 0, "presets": 0,
     "atomic": 0,  # files written whole or not at all, for every layer that writes
     "data": 1,
     "models": 2,

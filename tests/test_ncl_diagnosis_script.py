@@ -1,25 +1,17 @@
 """scripts/ncl_diagnosis.py end to end on the tiny synthetic set: rows of config changes, a seed each, the
 per-epoch diagnostics, F1 at the val threshold beside F1@0.5 and the oracle, the table and the curves."""
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
+import ncl_diagnosis  # scripts/ is on the tests' path (pyproject.toml)
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "ncl_diagnosis.py"
 TINY = ["crop_size=64", "batch_size=4", "eval_max_side=64", "train_max_side=0", "epochs=2", "val_every=1",
         "max_train_seconds=0", "cache_images=false", "patch_size=2"]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def diagnosis():
-    spec = importlib.util.spec_from_file_location("ncl_diagnosis_script", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    yield module
-    sys.modules.pop(spec.name, None)
+    return ncl_diagnosis
 
 
 def test_rows_parse_names_and_own_changes(diagnosis):

@@ -67,13 +67,3 @@ def test_no_contour_and_single_cell_are_finite():
 def test_bad_shape():
     with pytest.raises(ValueError, match="cells"):
         PivotNetwork(4)(torch.randn(1, 4, 3, 3), torch.zeros(1, 3, 3, dtype=torch.bool))
-
-
-def test_a_conv_kernel_of_an_older_checkpoint_loads():
-    # Checkpoints written before the pivot took rows hold its 1x1 conv as a (C, C, 1, 1) kernel.
-    torch.manual_seed(0)
-    net = PivotNetwork(4)
-    old = {k: v.reshape(4, 4, 1, 1) if k.endswith("conv.weight") else v for k, v in net.state_dict().items()}
-    fresh = PivotNetwork(4)
-    fresh.load_state_dict(old)
-    assert all(torch.equal(a, b) for a, b in zip(fresh.state_dict().values(), net.state_dict().values()))

@@ -80,6 +80,32 @@ def test_the_base_variant_samples_no_patches():
 def test_a_saved_config_is_checked_and_the_file_named(saved, needle):
     from nclkit.presets import Config
 
+    if isinstance(saved, dict):
+        saved = {**get_config("quick").to_dict(), **saved}  # one bad value in an otherwise complete config
     with pytest.raises(ValueError) as err:
         Config.from_dict(saved, source="run/config.json")
     assert str(err.value).startswith("run/config.json: ") and needle in str(err.value)
+
+
+@pytest.mark.parametrize("changes, needle", [
+    ({"encoder": "swin_t", "output_stride": 16, "block1": "maxpool", "encoder_width": 64},
+     "encoder 'swin_t' does not support output_stride=16"),
+    ({"encoder": "swin_t", "output_stride": 32, "block1": "conv1", "encoder_width": 64},
+     "encoder 'swin_t' does not support block1='conv1'"),
+    ({"encoder": "swin_t", "output_stride": 32, "block1": "maxpool", "encoder_width": 32},
+     "encoder 'swin_t' does not support encoder_width=32"),
+    ({"encoder": "resnet50", "encoder_width": 32}, "encoder 'resnet50' does not support encoder_width=32"),
+    ({"encoder": "vgg16"}, "unknown encoder 'vgg16'.*swin_t"),
+])
+def test_a_config_asks_its_encoder_only_what_it_honours(changes, needle):
+    with pytest.raises(ValueError, match=needle):
+        PRESETS["paper"].replace(**changes)
+
+
+def test_swapping_the_encoder_takes_its_own_options_unless_named():
+    swin = get_config("course_gpu", encoder="swin_t")
+    assert (swin.output_stride, swin.block1, swin.encoder_width) == (32, "maxpool", 64)
+    assert apply_overrides(get_config("quick"), ["encoder=swin_t"]) == get_config("quick", encoder="swin_t")
+    assert get_config("course_gpu", encoder="resnet18").output_stride == 16  # honoured: kept
+    with pytest.raises(ValueError, match="encoder 'swin_t' does not support output_stride=16"):
+        get_config("course_gpu", encoder="swin_t", output_stride=16)

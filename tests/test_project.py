@@ -84,3 +84,11 @@ def test_ci_runs_the_readme_test_command():
     ci = (ROOT / ".ci" / "run").read_text()
     assert "bash scripts/test.sh" in readme and "bash scripts/test.sh" in ci
 
+
+
+@pytest.mark.parametrize("path", sorted([*ROOT.glob("scripts/*.py"), *ROOT.glob("benchmarks/*.py")]),
+                         ids=lambda p: p.name)
+def test_scripts_and_benchmarks_import_each_other_plainly(path):
+    text = path.read_text()
+    assert "sys.path" not in text and "spec_from_file_location" not in text, \
+        f"{path.name}: import a sibling script by name (its folder is on the path when it runs)"

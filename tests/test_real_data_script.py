@@ -1,28 +1,15 @@
 """scripts/real_data.py end to end on the tiny synthetic set: seeds, mean and sd, cross-dataset rows."""
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import pytest
 
 from nclkit.engine.metrics import PIXEL_THRESHOLDS
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "real_data.py"
-
-
-@pytest.fixture(scope="module")
-def real_data():
-    spec = importlib.util.spec_from_file_location("real_data_script", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    yield module
-    sys.modules.pop(spec.name, None)
+import real_data  # scripts/ is on the tests' path (pyproject.toml)
 
 
 @pytest.mark.slow
-def test_seeds_summary_and_cross_rows(real_data, tiny_manifest, tmp_path, capsys):
+def test_seeds_summary_and_cross_rows(tiny_manifest, tmp_path, capsys):
     tiny = ["crop_size=64", "batch_size=4", "eval_max_side=64", "train_max_side=0", "epochs=1",
             "max_train_seconds=0", "cache_images=false"]
     argv = ["--train", f"a={tiny_manifest}", "--cross", f"b={tiny_manifest}", "--variants", "full",
@@ -48,7 +35,7 @@ def test_seeds_summary_and_cross_rows(real_data, tiny_manifest, tmp_path, capsys
 
 
 @pytest.mark.slow
-def test_table6_rows_leave_table5_alone(real_data, tiny_manifest, tmp_path):
+def test_table6_rows_leave_table5_alone(tiny_manifest, tmp_path):
     out = tmp_path / "out"
     argv = ["--train", f"a={tiny_manifest}", "--rows", "full,block2", "--seeds", "0", "--runs", str(tmp_path / "runs"),
             "--out", str(out), "--device", "cpu", "--set", "crop_size=64", "--set", "batch_size=4", "--set", "epochs=1",
@@ -63,13 +50,13 @@ def test_table6_rows_leave_table5_alone(real_data, tiny_manifest, tmp_path):
     assert saved["pivot_block"] == 2 and saved["variant"] == "full"
 
 
-def test_unknown_row_is_refused(real_data, tiny_manifest, tmp_path):
+def test_unknown_row_is_refused(tiny_manifest, tmp_path):
     with pytest.raises(SystemExit):
         real_data.main(["--train", f"a={tiny_manifest}", "--rows", "full,block3", "--out", str(tmp_path)])
 
 
 @pytest.mark.slow
-def test_set_scoped_to_one_training_set(real_data, tiny_manifest, tmp_path):
+def test_set_scoped_to_one_training_set(tiny_manifest, tmp_path):
     runs, out = tmp_path / "runs", tmp_path / "out"
     argv = ["--train", f"a={tiny_manifest}", "--train", f"b={tiny_manifest}", "--rows", "full", "--seeds", "0",
             "--runs", str(runs), "--out", str(out), "--device", "cpu"]
@@ -84,6 +71,6 @@ def test_set_scoped_to_one_training_set(real_data, tiny_manifest, tmp_path):
     assert json.loads((out / "table5_real_a_real.json").read_text())["config"]["epochs"] == 1
 
 
-def test_set_scope_must_name_a_training_set(real_data, tiny_manifest, tmp_path):
+def test_set_scope_must_name_a_training_set(tiny_manifest, tmp_path):
     with pytest.raises(SystemExit):
         real_data.main(["--train", f"a={tiny_manifest}", "--set", "c:epochs=2", "--out", str(tmp_path)])

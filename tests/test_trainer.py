@@ -38,8 +38,8 @@ def test_train_writes_checkpoints_and_log(tiny_manifest, tiny_cfg, tmp_path):
     # weights_only load works, and the checkpoint rebuilds its own model
     state = torch.load(tmp_path / "last.pt", weights_only=True)
     assert {"model", "optimizer", "scheduler", "scaler", "step", "config", "rng"} <= set(state)
-    model, _ = load_model(tmp_path / "best.pt")
-    assert model.cfg.crop_size == 64
+    model, saved = load_model(tmp_path / "best.pt")
+    assert saved["config"]["crop_size"] == 64 and model.eval_max_side == saved["config"]["eval_max_side"]
 
 
 @pytest.mark.slow

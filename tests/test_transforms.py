@@ -7,7 +7,6 @@ import torch
 from nclkit.data import MEAN, STD, build_transforms, denormalize, to_tensor_image
 from nclkit.presets import get_config
 
-CFG = get_config("quick", crop_size=32)
 
 
 def test_to_tensor_image_normalises():
@@ -24,7 +23,7 @@ def test_train_crop_of_small_image_pads_and_marks_padding():
     torch.manual_seed(0)
     img = np.full((20, 24, 3), 200, np.uint8)
     mask = np.ones((20, 24), np.uint8)
-    out = build_transforms(CFG, train=True)(img, mask)
+    out = build_transforms(True, crop_size=32)(img, mask)
     assert out["image"].shape == (3, 32, 32) and out["mask"].shape == (1, 32, 32)
     assert out["valid"].sum() == 20 * 24
     # the mask (all ones on the real image) and valid coincide exactly; padding is authentic
@@ -41,7 +40,7 @@ def test_geometry_is_joint():
     img = np.zeros((48, 40, 3), np.uint8)
     mask = (rng.random((48, 40)) > 0.5).astype(np.uint8)
     img[mask == 1] = 255
-    t = build_transforms(CFG, train=True)
+    t = build_transforms(True, crop_size=32)
     for seed in range(10):
         torch.manual_seed(seed)
         out = t(img, mask)
@@ -53,9 +52,9 @@ def test_geometry_is_joint():
 def test_eval_keeps_full_size_and_optional_resize():
     img = np.zeros((30, 50, 3), np.uint8)
     mask = np.zeros((30, 50), np.uint8)
-    out = build_transforms(CFG, train=False)(img, mask)
+    out = build_transforms(False)(img, mask)
     assert out["image"].shape == (3, 30, 50) and out["valid"].min() == 1
-    out = build_transforms(CFG, train=False, resize=25)(img, mask)
+    out = build_transforms(False, resize=25)(img, mask)
     assert out["image"].shape == (3, 15, 25) and out["mask"].shape == (1, 15, 25)
 
 
@@ -65,7 +64,7 @@ def test_random_scale_before_the_crop():
     cfg = get_config("paper", crop_size=32)
     assert (cfg.scale_min, cfg.scale_max) == (0.5, 2.0)
     assert (get_config("quick").scale_min, get_config("quick").scale_max) == (1.0, 1.0)
-    tf = build_transforms(cfg, train=True)
+    tf = build_transforms(True, crop_size=cfg.crop_size, scale_range=(cfg.scale_min, cfg.scale_max))
     img = np.full((20, 24, 3), 200, np.uint8)
     mask = np.ones((20, 24), np.uint8)
     torch.manual_seed(0)

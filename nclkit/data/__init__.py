@@ -6,7 +6,7 @@ from .dataset import ManifestDataset
 from .errors import DataError
 from .io import binarize_mask, image_hw, load_image, load_mask, load_sample
 from .manifest import PROTOCOLS, SPLITS, Record, describe_data, read_manifest, validate_manifest, write_manifest
-from .preparers import PREPARERS, extract_archive, get_preparer
+from .preparers import PREPARERS
 from .scan import scan_records
 from .synthetic import make_synthetic
 from .transforms import MEAN, STD, JointTransform, build_transforms, denormalize, to_tensor_image
@@ -35,6 +35,4 @@ __all__ = [
     "ManifestDataset",
     "make_synthetic",
     "PREPARERS",
-    "get_preparer",
-    "extract_archive",
 ]

@@ -22,7 +22,7 @@ class ManifestDataset(Dataset):
 
     Args:
         records_or_manifest_path: a list of Records, or the path of a .jsonl manifest.
-        cfg: a Config (crop_size is read through `build_transforms`).
+        cfg: a Config (`crop_size`, `train_max_side`, `scale_min`, `scale_max` are read).
         split: keep only this split ("train", "val", "test"); None keeps all.
         train: random crop to cfg.crop_size + flips when True; full image when False.
         transform: a JointTransform overriding the one built from cfg/train.
@@ -61,7 +61,10 @@ class ManifestDataset(Dataset):
         self.records: list[Record] = records
         self.source = source
         self.train = train
-        self.transform = transform if transform is not None else build_transforms(cfg, train=train)
+        if transform is None:  # the Config is read here, at the edge: the transforms take its values
+            transform = build_transforms(train, crop_size=cfg.crop_size, train_max_side=cfg.train_max_side,
+                                         scale_range=(cfg.scale_min, cfg.scale_max))
+        self.transform = transform
         self._cache: dict[int, tuple[np.ndarray, np.ndarray]] | None = {} if cache else None
 
     def __len__(self) -> int:

@@ -18,7 +18,8 @@ JPEG at a random quality, sometimes twice (double compression). The mask marks e
 changed: before the final recompression, every pixel outside it equals the target photo's (feathering
 stays inside the region).
 
-Everything is a function of (seed, index): the same photos and arguments give the same files.
+Everything is a function of (seed, index): the same photos and arguments give the same files. The
+operations themselves (paste, warp, inpainting, traces, random shapes) are `nclkit.data.tampering`'s.
 
 Files: out_dir/images/<n>.{jpg,png} (a JPEG'd forgery is stored as the JPEG the forger would save),
 out_dir/masks/<n>.png (0/255), out_dir/manifest.jsonl, out_dir/forged.json (parameters, and for each
@@ -39,12 +40,10 @@ from ..atomic import write_text_atomic
 from .errors import DataError
 from .io import IMAGE_SUFFIXES, load_image, load_mask
 from .manifest import Record, read_manifest, write_manifest
-from .synthetic import _jpeg, random_region
+from .tampering import KINDS, blurred, jpeg, noisy, pasted, random_region, removed, warped
 
-__all__ = ["forge", "forge_from_manifest", "forge_from_photos", "forge_one", "place_shape", "FORGE_KINDS",
-           "FORGE_MIX"]
+__all__ = ["forge", "forge_from_manifest", "forge_from_photos", "forge_one", "place_shape", "FORGE_MIX"]
 
-FORGE_KINDS = ("splice", "copy_move", "removal")
 # CASIA v1 holds splices and same-photo pastes in about equal numbers, and no removals; removal stays a
 # small share so that the model also meets a forgery with no foreign content.
 FORGE_MIX = (0.45, 0.4, 0.15)
@@ -147,26 +146,20 @@ def _copy_moved(rng: np.random.Generator, target: np.ndarray, region: np.ndarray
             break
     a = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]]) / scale
     m = np.hstack([a, (c_src - a @ c_dst)[:, None]])  # destination pixel -> source pixel
-    return cv2.warpAffine(target, m, (w, h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                          borderMode=cv2.BORDER_REFLECT_101)
-
-
-def _removed(rng: np.random.Generator, target: np.ndarray, region: np.ndarray) -> np.ndarray:
-    method = cv2.INPAINT_TELEA if rng.random() < 0.5 else cv2.INPAINT_NS
-    return cv2.inpaint(target, region * 255, float(rng.integers(3, 8)), method)
+    return warped(target, m, inverse=True)
 
 
 def _hide(rng: np.random.Generator, content: np.ndarray, traces: list[str]) -> np.ndarray:
     """What a forger does to the pasted content: a JPEG'd source, blur, noise (each sometimes)."""
     if rng.random() < 0.3:
-        content = _jpeg(content, int(rng.integers(60, 96)))
+        content = jpeg(content, int(rng.integers(60, 96)))
         traces.append("jpeg_before_paste")
     if rng.random() < 0.2:
-        content = cv2.GaussianBlur(content, (0, 0), float(rng.uniform(0.4, 1.2)))
+        content = blurred(content, float(rng.uniform(0.4, 1.2)))
         traces.append("blur")
     if rng.random() < 0.25:
         sigma = float(rng.uniform(1.0, 4.0))
-        content = np.clip(content + rng.normal(0, sigma, content.shape) + 0.5, 0, 255).astype(np.uint8)
+        content = noisy(content, rng.normal(0, sigma, content.shape), offset=0.5)
         traces.append("noise")
     return content
 
@@ -178,7 +171,7 @@ def forge_one(rng: np.random.Generator, target: np.ndarray, donor: np.ndarray | 
 
     Args:
         donor: the photo a splice takes its region from (unused by copy-move and removal).
-        kind: one of FORGE_KINDS.
+        kind: one of KINDS.
         shape: a real mask (any size) to shape the region, or None for a random object-like shape.
         shape_pixels: the image `shape` is the mask of (a real forgery): a splice then pastes that
             image's masked object itself, rescaled with its mask, instead of a window of `donor`; the
@@ -187,8 +180,8 @@ def forge_one(rng: np.random.Generator, target: np.ndarray, donor: np.ndarray | 
         (forged uint8 (H, W, 3), mask uint8 (H, W) in {0, 1}, the traces applied). Every pixel where
         the mask is 0 equals the target's.
     """
-    if kind not in FORGE_KINDS:
-        raise ValueError(f"kind={kind!r}; expected one of {FORGE_KINDS}")
+    if kind not in KINDS:
+        raise ValueError(f"kind={kind!r}; expected one of {KINDS}")
     if shape_pixels is not None and (shape is None or shape_pixels.shape[:2] != shape.shape):
         raise ValueError("shape_pixels must be the image of `shape`, of the same height and width")
     region, obj = place_shape(rng, shape, target.shape[:2], _REMOVAL_MAX_AREA if kind == "removal" else 0.45,
@@ -204,19 +197,16 @@ def forge_one(rng: np.random.Generator, target: np.ndarray, donor: np.ndarray | 
     elif kind == "copy_move":
         content = _copy_moved(rng, target, region)
     else:
-        content = _removed(rng, target, region)
+        content = removed(rng, target, region)
     if kind != "removal" and rng.random() < 0.5:
         content = _match_colour(rng, content, target, region)
         traces.append("colour_matched")
     content = _hide(rng, content, traces)
     alpha = region.astype(np.float32)
     if rng.random() < 0.5:  # feathered edge, kept inside the region so that the mask stays exact
-        alpha = cv2.GaussianBlur(alpha, (0, 0), float(rng.uniform(0.8, 2.5))) * alpha
+        alpha = blurred(alpha, float(rng.uniform(0.8, 2.5))) * alpha
         traces.append("feathered")
-    alpha = alpha[:, :, None]
-    out = np.clip(target * (1 - alpha) + content * alpha + 0.5, 0, 255).astype(np.uint8)
-    out[region == 0] = target[region == 0]  # exact outside, whatever the float rounding did
-    return out, region, traces
+    return pasted(target, content, alpha, region), region, traces
 
 
 def _load_photo(path: str, max_side: int) -> np.ndarray:
@@ -235,7 +225,7 @@ def _encode_final(rng: np.random.Generator, img: np.ndarray, traces: list[str]) 
         return buf.tobytes(), ".png"
     if rng.random() < 1 / 3:
         q1 = int(rng.integers(60, 96))
-        img = _jpeg(img, q1)
+        img = jpeg(img, q1)
         traces.append(f"jpeg{q1}")
     q = int(rng.integers(70, 101))
     traces.append(f"jpeg{q}")
@@ -300,7 +290,7 @@ def forge(
     records, sources = [], {}
     for i in range(num):
         rng = np.random.default_rng([seed, i])
-        kind = FORGE_KINDS[rng.choice(3, p=mix)]
+        kind = KINDS[rng.choice(3, p=mix)]
         t = int(rng.integers(len(photos)))
         d = (t + 1 + int(rng.integers(len(photos) - 1))) % len(photos)  # any photo but the target
         s = int(rng.integers(len(shapes))) if shapes else None

@@ -7,7 +7,8 @@ covering about 3-35 % of the image. The forged region carries a processing trace
 differs from its surroundings (re-JPEG at another quality, blur, noise, resampling), and the
 whole image may be JPEG'd again at quality 80-100 (the
 kind of set a plain DeepLabV3+ learns from traces). Authentic images get the
-same global processing so that global statistics do not give the label away.
+same global processing so that global statistics do not give the label away. The operations
+themselves (paste, copy-move warp, inpainting, traces, region shapes) are `nclkit.data.tampering`'s.
 
 Files: out_dir/images/<id>.png (lossless store of the final, possibly JPEG'd, image),
 out_dir/masks/<id>.png (0/255), out_dir/manifest.jsonl, out_dir/synthetic.json (parameters
@@ -26,10 +27,10 @@ from ..atomic import write_text_atomic
 from .errors import DataError
 from .io import load_image
 from .manifest import Record, write_manifest
+from .tampering import KINDS, blurred, jpeg, noisy, pasted, random_region, removed, resampled, warped
 
-__all__ = ["make_synthetic", "source_photos", "random_region", "FORGERY_KINDS", "TRACES"]
+__all__ = ["make_synthetic", "source_photos", "random_region", "TRACES"]
 
-FORGERY_KINDS = ("splice", "copy_move", "removal")
 # Default share of each kind. Splices dominate: at the quick scale a small model learns them from
 # traces within minutes, while copy-move and removal (no foreign content) take far longer; a
 # mostly-hard set would teach little in a CPU-sized run (measured: val F1 0.35 after 12 epochs with
@@ -76,69 +77,28 @@ def _background(rng: np.random.Generator, photos: list[np.ndarray], size: int) -
     return np.ascontiguousarray(img, dtype=np.uint8)
 
 
-def random_region(rng: np.random.Generator, size: int, area: tuple[float, float] = (0.03, 0.35)) -> np.ndarray:
-    """A random ellipse, polygon or blob covering a fraction in `area` of a (size, size) uint8 {0,1} mask."""
-    target = rng.uniform(*area) * size * size
-    shape = rng.choice(["ellipse", "polygon", "blob"])
-    cy, cx = rng.uniform(0.25, 0.75, size=2) * size
-    mask = np.zeros((size, size), np.uint8)
-    if shape == "ellipse":
-        ratio = rng.uniform(0.5, 2.0)
-        a = np.sqrt(target / np.pi * ratio)
-        cv2.ellipse(mask, (int(cx), int(cy)), (max(2, int(a)), max(2, int(a / ratio))),
-                    float(rng.uniform(0, 180)), 0, 360, 1, -1)
-    elif shape == "polygon":
-        k = int(rng.integers(3, 10))
-        ang = np.sort(rng.uniform(0, 2 * np.pi, k))
-        rad = rng.uniform(0.6, 1.2, k)
-        pts = np.stack([np.cos(ang) * rad, np.sin(ang) * rad], 1)  # (k, 2) unit-scale polygon
-        unit_area = 0.5 * abs(np.dot(pts[:, 0], np.roll(pts[:, 1], 1)) - np.dot(pts[:, 1], np.roll(pts[:, 0], 1)))
-        scale = np.sqrt(target / max(unit_area, 1e-3))
-        cv2.fillPoly(mask, [np.round(pts * scale + [cx, cy]).astype(np.int32)], 1)
-    else:
-        g = max(3, int(rng.integers(3, 7)))
-        low = rng.standard_normal((g, g)).astype(np.float32)
-        field = cv2.resize(low, (size, size), interpolation=cv2.INTER_CUBIC)
-        field -= np.hypot(*np.meshgrid(np.arange(size) - cx, np.arange(size) - cy)) / size * 2.0
-        mask = (field > np.quantile(field, 1 - target / (size * size))).astype(np.uint8)
-    if mask.sum() < 0.02 * size * size:  # shape clipped by the border: fall back to a centred ellipse
-        mask[:] = 0
-        a = max(3, int(np.sqrt(target / np.pi)))
-        cv2.ellipse(mask, (size // 2, size // 2), (a, a), 0, 0, 360, 1, -1)
-    return mask
-
-
-def _jpeg(img: np.ndarray, quality: int) -> np.ndarray:
-    ok, buf = cv2.imencode(".jpg", img[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
-    return cv2.imdecode(buf, cv2.IMREAD_COLOR)[:, :, ::-1]
-
-
 def _trace(rng: np.random.Generator, img: np.ndarray) -> tuple[np.ndarray, str]:
     """Process a donor so the pasted region differs from its surroundings."""
     kind = TRACES[rng.integers(len(TRACES))]
     if kind == "jpeg":
-        out = _jpeg(img, int(rng.integers(10, 45)))
+        out = jpeg(img, int(rng.integers(10, 45)))
     elif kind == "blur":
-        out = cv2.GaussianBlur(img, (0, 0), float(rng.uniform(1.2, 2.5)))
+        out = blurred(img, float(rng.uniform(1.2, 2.5)))
     elif kind == "noise":
-        noisy = img.astype(np.float32) + rng.normal(0, rng.uniform(8, 16), img.shape).astype(np.float32)
-        out = np.clip(noisy, 0, 255).astype(np.uint8)
-    else:  # resample: down then up, the interpolation leaves a periodic, smoothed texture
-        s, f = img.shape[0], rng.uniform(0.3, 0.6)
-        small = cv2.resize(img, (max(8, int(s * f)),) * 2, interpolation=cv2.INTER_LINEAR)
-        out = cv2.resize(small, (s, s), interpolation=cv2.INTER_LINEAR)
+        out = noisy(img, rng.normal(0, rng.uniform(8, 16), img.shape).astype(np.float32))
+    else:
+        out = resampled(img, rng.uniform(0.3, 0.6))
     return np.ascontiguousarray(out), kind
 
 
-def _forge(rng: np.random.Generator, target: np.ndarray, photos: list[np.ndarray],
-           mix: tuple[float, float, float] = DEFAULT_MIX) -> tuple[np.ndarray, np.ndarray, str]:
+def _forgery(rng: np.random.Generator, target: np.ndarray, photos: list[np.ndarray],
+             mix: tuple[float, float, float] = DEFAULT_MIX) -> tuple[np.ndarray, np.ndarray, str]:
+    """One forgery of `target`: (forged image, region mask in {0, 1}, its kind)."""
     size = target.shape[0]
-    kind = FORGERY_KINDS[rng.choice(3, p=list(mix))]
+    kind = KINDS[rng.choice(3, p=list(mix))]
     if kind == "removal":
         region = random_region(rng, size, (0.03, 0.15))  # inpainting large areas is just a smear
-        flag = cv2.INPAINT_TELEA if rng.random() < 0.5 else cv2.INPAINT_NS
-        donor = cv2.inpaint(target, region * 255, float(rng.integers(3, 8)), flag)
-        donor, _ = _trace(rng, donor)
+        donor = removed(rng, target, region)
     else:
         region = random_region(rng, size)
         if kind == "splice":
@@ -147,27 +107,26 @@ def _forge(rng: np.random.Generator, target: np.ndarray, photos: list[np.ndarray
             d = rng.uniform(0.15, 0.5, size=2) * size * rng.choice([-1, 1], size=2)
             m = cv2.getRotationMatrix2D((size / 2, size / 2), float(rng.uniform(-20, 20)), float(rng.uniform(0.8, 1.25)))
             m[:, 2] += d
-            donor = cv2.warpAffine(target, m, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
-        donor, _ = _trace(rng, donor)
+            donor = warped(target, m, border=cv2.BORDER_REFLECT)
+    donor, _ = _trace(rng, donor)
     alpha = region.astype(np.float32)
     if rng.random() < 0.5:  # soften the seam a little; the ground truth stays the hard region
-        alpha = cv2.GaussianBlur(alpha, (0, 0), 0.7)
-    alpha = alpha[:, :, None]
-    out = np.clip(target * (1 - alpha) + donor * alpha + 0.5, 0, 255).astype(np.uint8)
-    return out, region, kind
+        alpha = blurred(alpha, 0.7)
+    return pasted(target, donor, alpha), region, kind
 
 
-def _one(seed: int, index: int, size: int, tampered: bool, photos: list[np.ndarray],
-         mix: tuple[float, float, float] = DEFAULT_MIX) -> tuple[np.ndarray, np.ndarray, str]:
+def _synthetic_image(seed: int, index: int, size: int, tampered: bool, photos: list[np.ndarray],
+                     mix: tuple[float, float, float] = DEFAULT_MIX) -> tuple[np.ndarray, np.ndarray, str]:
+    """Image `index` of the set: (image, mask in {0, 1}, its kind or "authentic")."""
     rng = np.random.default_rng([seed, index])
     img = _background(rng, photos, size)
     if rng.random() < 0.5:  # the camera's own JPEG, before any forgery
-        img = _jpeg(img, int(rng.integers(75, 98)))
+        img = jpeg(img, int(rng.integers(75, 98)))
     mask, kind = np.zeros((size, size), np.uint8), "authentic"
     if tampered:
-        img, mask, kind = _forge(rng, img, photos, mix)
+        img, mask, kind = _forgery(rng, img, photos, mix)
     if rng.random() < 0.8:  # the final save of the forger (or of the authentic photo)
-        img = _jpeg(img, int(rng.integers(80, 101)))
+        img = jpeg(img, int(rng.integers(80, 101)))
     return img, mask, kind
 
 
@@ -229,7 +188,7 @@ def make_synthetic(
         authentic = set((start + split_rng.permutation(n)[: int(round(n * authentic_fraction))]).tolist())
         for i in range(start, start + n):
             rid = f"syn{i:05d}"
-            img, mask, kind = _one(seed, i, size, i not in authentic, photos, mix)
+            img, mask, kind = _synthetic_image(seed, i, size, i not in authentic, photos, mix)
             ipath = out / "images" / f"{rid}.png"
             cv2.imwrite(str(ipath), img[:, :, ::-1], [cv2.IMWRITE_PNG_COMPRESSION, 1])
             mpath = None

@@ -1,8 +1,8 @@
 """Joint image/mask transforms (torchvision.transforms.v2 on tv_tensors).
 
 Train: optional resize of the longer side, random scaling by a factor drawn uniformly from
-[cfg.scale_min, cfg.scale_max] (DeepLabV3+'s protocol, which the paper follows: 0.5-2.0), random
-crop to `cfg.crop_size` with zero padding where the image is smaller (paper §4: 512x512 crops),
+`scale_range` (DeepLabV3+'s protocol, which the paper follows: 0.5-2.0), random
+crop to `crop_size` with zero padding where the image is smaller (paper §4: 512x512 crops),
 random horizontal and vertical flips.
 Padding is marked by a `valid` map (1 = real pixel, 0 = padding) so losses and metrics can
 ignore it. Eval: optional resize only, full image.
@@ -142,20 +142,22 @@ class JointTransform:
                 f"scale_range={self.scale_range})")
 
 
-def build_transforms(cfg: Any, train: bool, resize: int | None = None) -> JointTransform:
-    """The train (scale + crop + flips) or eval (full image) transform for a Config.
+def build_transforms(train: bool, crop_size: int | None = None, train_max_side: int = 0,
+                     scale_range: tuple[float, float] = (1.0, 1.0), resize: int | None = None) -> JointTransform:
+    """The train (scale + crop + flips) or eval (full image) transform, from plain values (the Config
+    fields of these names: `ManifestDataset` passes a Config's).
 
     Args:
-        cfg: a Config; `crop_size`, `train_max_side`, `scale_min` and `scale_max` are read (their
-            defaults are the Config's alone).
-        train: scale down to cfg.train_max_side (0 = keep), random scale, random crop to
-            cfg.crop_size and flips when True; full image when False.
+        train: scale down to `train_max_side` (0 = keep), random scale in `scale_range`, random crop
+            to `crop_size` and flips when True; the full image when False.
         resize: optional longer-side limit applied first (both modes); in training it defaults to
-            cfg.train_max_side, so a model can learn at the scale it predicts at (eval_max_side).
+            `train_max_side`, so a model can learn at the scale it predicts at (eval_max_side).
     """
     if train:
-        if resize is None and cfg.train_max_side:
-            resize = int(cfg.train_max_side)
-        scale = (float(cfg.scale_min), float(cfg.scale_max))
-        return JointTransform(crop_size=int(cfg.crop_size), flip=True, resize=resize, scale_range=scale)
+        if crop_size is None:
+            raise ValueError("a training transform needs crop_size")
+        if resize is None and train_max_side:
+            resize = int(train_max_side)
+        scale = (float(scale_range[0]), float(scale_range[1]))
+        return JointTransform(crop_size=int(crop_size), flip=True, resize=resize, scale_range=scale)
     return JointTransform(crop_size=None, flip=False, resize=resize)

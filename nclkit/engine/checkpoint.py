@@ -17,16 +17,13 @@ import torch
 
 from ..atomic import write_atomic
 from ..models import build_model
-from ..presets import Config, upgrade_dict
+from ..models.deeplab import MODEL_KEYS  # the keys a checkpoint's weights fit: not loaded across them
+from ..presets import Config
 
-__all__ = ["save_checkpoint", "read_checkpoint", "DamagedCheckpoint", "load_model", "load_optimizer_state", "rng_state", "set_rng_state",
+__all__ = ["save_checkpoint", "read_checkpoint", "DamagedCheckpoint", "load_model", "rng_state", "set_rng_state",
            "MODEL_KEYS", "FREE_KEYS", "RESUME_KEYS", "checkpoint_config", "nonfinite_tensors", "check_finite_weights",
            "check_compatible", "check_resumable"]
 
-# Config keys that change the network's parameters or what its blocks return: a checkpoint cannot be
-# loaded (or a run resumed) across these.
-MODEL_KEYS = ("encoder", "encoder_width", "output_stride", "block1", "aspp_rates", "aspp_channels", "low_level_channels",
-              "decoder_channels", "aux_before_upsampling", "pivot_block")
 
 # Config keys a resumed run may change without altering what it computes (speed, budgets, logging).
 FREE_KEYS = ("num_workers", "cache_images", "eval_max_side", "compile", "channels_last", "amp",
@@ -124,7 +121,6 @@ def checkpoint_config(state: dict[str, Any], path: str | Path) -> Config:
 def check_compatible(saved: dict[str, Any], cfg: Config, path: str | Path) -> None:
     """Refuse to load weights into a model of another shape, naming the differing keys."""
     wanted = cfg.to_dict()
-    saved = upgrade_dict(saved)  # a config saved before a key existed: that key's older reading
     diff = [f"{k}: checkpoint {saved.get(k)!r} vs requested {wanted[k]!r}"
             for k in MODEL_KEYS if _norm(saved.get(k)) != _norm(wanted[k])]
     if diff:
@@ -156,14 +152,10 @@ def check_resumable(state: dict[str, Any], cfg: Config, path: str | Path, allow_
 def load_model(path: str | Path, device: str | torch.device = "cpu", cfg: Config | None = None):
     """Rebuild the model a checkpoint describes and load its weights; returns (model, state).
 
-    Raises ValueError for weights that are not finite (a diverged run) or that do not fit the model
-    the checkpoint's config describes (e.g. a checkpoint of an older version).
+    Raises ValueError for a config that is not complete and valid, weights that are not finite (a
+    diverged run) or that do not fit the model the checkpoint's config describes.
     """
     state = read_checkpoint(path)
-    # Keys added later get their older reading (upgrade_dict); any other missing key is an error.
-    missing = [k for k in MODEL_KEYS if k not in upgrade_dict(state["config"])]
-    if missing:
-        raise ValueError(f"checkpoint {path}: its config lacks {missing} (written by another nclkit version?)")
     saved = checkpoint_config(state, path)
     if cfg is not None:
         check_compatible(state["config"], cfg, path)
@@ -177,17 +169,6 @@ def load_model(path: str | Path, device: str | torch.device = "cpu", cfg: Config
         raise ValueError(f"checkpoint {path}: its weights do not fit the model its config describes "
                          f"(written by another nclkit version?): {detail[:300]}") from None
     return model.to(device).eval(), state
-
-
-def load_optimizer_state(optimizer: torch.optim.Optimizer, saved: dict[str, Any]) -> None:
-    """Load a checkpoint's optimiser state, giving every saved buffer its parameter's shape: a run
-    saved before the pivot's 1x1 conv became a (C, C) linear map holds (C, C, 1, 1) momentum for it
-    (its weight is reshaped the same way by `PivotBranch` on loading)."""
-    optimizer.load_state_dict(saved)
-    for param, state in optimizer.state.items():
-        for key, value in state.items():
-            if torch.is_tensor(value) and value.shape != param.shape and value.numel() == param.numel():
-                state[key] = value.reshape(param.shape)
 
 
 def rng_state() -> dict[str, Any]:

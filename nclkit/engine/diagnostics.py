@@ -102,7 +102,7 @@ def patch_features(model: nn.Module, records: Sequence, patch_size: int, max_sid
     """
     m = copy.deepcopy(model).float().eval()
     data = ManifestDataset([r for r in records if r.label == 1], None, train=False,
-                           transform=build_transforms(None, train=False, resize=max_side))
+                           transform=build_transforms(train=False, resize=max_side))
     rng = np.random.default_rng(seed)
     feats, labels = [], []
     with torch.no_grad():

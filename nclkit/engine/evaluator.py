@@ -24,19 +24,19 @@ from tqdm.auto import tqdm
 
 from ..atomic import write_text_atomic
 from ..data import describe_data, load_mask, load_sample
-from . import metrics as M
+from . import metrics
 from .attacks import apply_attack, parse_attack
-from .outputs import json_safe
 from .predict import predict_probability
+from .reports import json_safe, markdown_table, pct
 
 __all__ = ["evaluate", "EvalProtocol", "score_image", "summarise", "write_report", "all_tampered_f1",
-           "pixel_threshold_on_val"]
+           "pixel_threshold_on_val", "choose_image_rule"]
 
 
 def all_tampered_f1(records: Sequence[Any]) -> float:
     """Per-image F1 of calling every pixel tampered (2p / (1 + p) for a tampered share p), averaged
     over the tampered records: the reference a trained model's `pixel_f1` must beat."""
-    return M.nan_mean([M.pixel_f1(np.ones(m.shape, np.float32), m)
+    return metrics.nan_mean([metrics.pixel_f1(np.ones(m.shape, np.float32), m)
                        for m in (load_mask(r.mask) for r in records if r.mask is not None)])
 
 
@@ -89,18 +89,18 @@ def score_image(model: nn.Module, record: Any, protocol: EvalProtocol, index: in
     attacked = image if protocol.attack is None else apply_attack(image, protocol.attack, seed=(protocol.seed, index))
     prob = predict_probability(model, attacked, device=device, max_side=protocol.max_side)
     prob = _resize_prob(prob, image.shape[:2])  # (H, W) at the mask's resolution
-    scores = M.image_scores(prob)
+    scores = metrics.image_scores(prob)
     row: dict[str, Any] = {"id": record.id, "label": 0 if mask is None else 1, "score": scores[protocol.image_score],
                            "scores": scores}
     if mask is not None:
-        row["f1"] = M.pixel_f1(prob, mask, 0.5)
+        row["f1"] = metrics.pixel_f1(prob, mask, 0.5)
         for t in protocol.extra_thresholds:
-            row[f"f1@{t:g}"] = M.pixel_f1(prob, mask, t)
-        row["auc"] = M.pixel_auc(prob, mask)
+            row[f"f1@{t:g}"] = metrics.pixel_f1(prob, mask, t)
+        row["auc"] = metrics.pixel_auc(prob, mask)
         if protocol.best_threshold:
-            row["f1_best"], row["best_threshold"] = M.best_threshold_f1(prob, mask)
+            row["f1_best"], row["best_threshold"] = metrics.best_threshold_f1(prob, mask)
         if protocol.permuted:
-            row["f1_permuted"] = M.permuted_f1(prob, mask)
+            row["f1_permuted"] = metrics.permuted_f1(prob, mask)
     return row, prob, mask
 
 
@@ -111,28 +111,28 @@ def summarise(per_image: list[dict[str, Any]], protocol: EvalProtocol,
     tampered = [r for r in per_image if r["label"] == 1]
     n_authentic = len(per_image) - len(tampered)
     result: dict[str, Any] = {
-        "pixel_f1": M.nan_mean([r["f1"] for r in tampered]),
-        "pixel_auc": M.nan_mean([r["auc"] for r in tampered]),
+        "pixel_f1": metrics.nan_mean([r["f1"] for r in tampered]),
+        "pixel_auc": metrics.nan_mean([r["auc"] for r in tampered]),
         "n_images": len(per_image),
         "n_tampered": len(tampered),
         "n_authentic": n_authentic,
         "n_auc_undefined": sum(math.isnan(r["auc"]) for r in tampered),
     }
     for t in protocol.extra_thresholds:
-        result[f"pixel_f1@{t:g}"] = M.nan_mean([r[f"f1@{t:g}"] for r in tampered])
+        result[f"pixel_f1@{t:g}"] = metrics.nan_mean([r[f"f1@{t:g}"] for r in tampered])
     if protocol.best_threshold:
-        result["pixel_f1_best_threshold"] = M.nan_mean([r["f1_best"] for r in tampered])
+        result["pixel_f1_best_threshold"] = metrics.nan_mean([r["f1_best"] for r in tampered])
     if protocol.permuted:
-        result["pixel_f1_permuted"] = M.nan_mean([r["f1_permuted"] for r in tampered])
+        result["pixel_f1_permuted"] = metrics.nan_mean([r["f1_permuted"] for r in tampered])
     probs, masks = kept
     if protocol.global_metrics and probs:
-        result["global_f1"] = M.global_f1(probs, masks)
-        result["global_auc"] = M.global_auc(probs, masks)
+        result["global_f1"] = metrics.global_f1(probs, masks)
+        result["global_auc"] = metrics.global_auc(probs, masks)
         if protocol.best_threshold:
-            best = M.global_best_threshold_f1(probs, masks)
+            best = metrics.global_best_threshold_f1(probs, masks)
             result["global_f1_best_threshold"], result["global_best_threshold"] = best
     if n_authentic > 0 and tampered:
-        result.update(M.image_level_metrics([r["score"] for r in per_image], [r["label"] for r in per_image],
+        result.update(metrics.image_level_metrics([r["score"] for r in per_image], [r["label"] for r in per_image],
                                             protocol.image_threshold))
     else:
         result.update(dict.fromkeys(("image_auc", "image_balanced_accuracy", "image_f1")))
@@ -166,7 +166,7 @@ def evaluate(
             ``global_f1_best_threshold`` when ``global_metrics`` is on.
         permuted: add ``pixel_f1_permuted`` (max of F1 with mask and inverted mask, mean).
         seed: attack seed; image i uses ``(seed, i)`` so results do not depend on batching.
-        max_side: forward-pass size limit; None = ``model.cfg.eval_max_side``.
+        max_side: forward-pass size limit; None = ``model.eval_max_side``.
         image_score, image_threshold: how a map becomes an image score (one of ``metrics.IMAGE_SCORES``)
             and the score above which an image counts as tampered; `metrics.choose_image_score` picks
             both on a validation split. Every rule's score is kept in ``per_image`` (``scores``).
@@ -201,9 +201,23 @@ def pixel_threshold_on_val(model: nn.Module, val_records: Sequence[Any], device=
     Pass the result's ``threshold`` to `evaluate(..., thresholds=(t,))` on test: its ``pixel_f1@t`` is
     the val-threshold F1 that reports print beside F1@0.5 and the oracle F1.
     """
-    res = evaluate(model, [r for r in val_records if r.label == 1], device=device, thresholds=M.PIXEL_THRESHOLDS,
+    res = evaluate(model, [r for r in val_records if r.label == 1], device=device, thresholds=metrics.PIXEL_THRESHOLDS,
                    max_side=max_side, progress=progress)
-    return M.choose_pixel_threshold(res["per_image"])
+    return metrics.choose_pixel_threshold(res["per_image"])
+
+
+def choose_image_rule(model: nn.Module, val_records: Sequence[Any], device: str | torch.device | None = None,
+                      progress: bool = False) -> dict[str, Any]:
+    """The image-score rule and threshold that do best on `val_records` (a validation split, never the
+    split they will score): `metrics.choose_image_score` on the model's per-image scores there.
+
+    Raises:
+        ValueError: the records are not both tampered and authentic (checked before any prediction).
+    """
+    if len({r.label for r in val_records}) < 2:
+        raise ValueError("choosing an image score needs tampered and authentic validation images")
+    res = evaluate(model, val_records, device=device, progress=progress)
+    return metrics.choose_image_score(res["per_image"])
 
 
 def _checked_protocol(model, attack, thresholds, seed, max_side, image_score, image_threshold, global_metrics,
@@ -214,20 +228,12 @@ def _checked_protocol(model, attack, thresholds, seed, max_side, image_score, im
     bad = [t for t in extra_thresholds if not 0.0 <= t <= 1.0]
     if bad:
         raise ValueError(f"thresholds {bad} outside [0, 1]")
-    if image_score not in M.IMAGE_SCORES:
-        raise ValueError(f"image_score={image_score!r}; expected one of {M.IMAGE_SCORES}")
+    if image_score not in metrics.IMAGE_SCORES:
+        raise ValueError(f"image_score={image_score!r}; expected one of {metrics.IMAGE_SCORES}")
     if max_side is None:
-        max_side = getattr(getattr(model, "cfg", None), "eval_max_side", None)
+        max_side = getattr(model, "eval_max_side", None)
     return EvalProtocol(attack, seed, extra_thresholds, max_side,
                     image_score, image_threshold, global_metrics, best_threshold, permuted)
-
-
-def _fmt(value: Any) -> str:
-    if value is None or isinstance(value, float) and math.isnan(value):
-        return "n/a"
-    if isinstance(value, float):
-        return f"{100 * value:.2f}"
-    return str(value)
 
 
 def write_report(result: dict[str, Any], json_path: str | os.PathLike) -> tuple[Path, Path]:
@@ -242,13 +248,13 @@ def write_report(result: dict[str, Any], json_path: str | os.PathLike) -> tuple[
     scalars = {k: v for k, v in result.items() if k not in ("protocol", "per_image")}
     lines = ["# Evaluation report", "", "## Protocol", ""]
     lines += [f"- **{k}**: {v}" for k, v in result.get("protocol", {}).items()]
-    lines += ["", "## Metrics (percent; counts as integers)", "", "| metric | value |", "|---|---:|"]
-    lines += [f"| {k} | {_fmt(v)} |" for k, v in scalars.items()]
+    lines += ["", "## Metrics (percent; counts as integers)", ""]
+    lines += markdown_table(["metric", "value"], [(k, pct(v, 2)) for k, v in scalars.items()], align="lr")
     rows = result.get("per_image", [])
     if rows:
         cols = list(dict.fromkeys(k for r in rows for k in r if k != "scores"))  # every rule's score: JSON only
-        lines += ["", "## Per image", "", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-        lines += ["| " + " | ".join(_fmt(r.get(c)) if c not in ("id", "label") else str(r.get(c))
-                                    for c in cols) + " |" for r in rows]
+        lines += ["", "## Per image", ""]
+        lines += markdown_table(cols, [[pct(r.get(c), 2) if c not in ("id", "label") else str(r.get(c)) for c in cols]
+                                       for r in rows])
     write_text_atomic(md_path, "\n".join(lines) + "\n")
     return json_path, md_path

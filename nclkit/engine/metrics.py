@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 __all__ = [
-    "IMAGE_SCORES", "image_scores", "image_score", "best_balanced_threshold", "choose_image_score",
+    "IMAGE_SCORES", "image_scores", "best_balanced_threshold", "choose_image_score",
     "PIXEL_THRESHOLDS", "choose_pixel_threshold",
     "pixel_f1",
     "pixel_auc",
@@ -303,20 +303,13 @@ def image_scores(prob: Any) -> dict[str, float]:
     means come from one partial sort."""
     p = _to_numpy(prob).astype(np.float32, copy=False).ravel()
     if p.size == 0:
-        raise ValueError("image_score of an empty map")
+        raise ValueError("image scores of an empty map")
     starts = {rule: p.size - max(int(round(p.size * pct / 100)), 1) for rule, pct in _TOP_PERCENT.items()}
     part = np.partition(p, sorted(set(starts.values())))  # each start index holds its order statistic
     scores = {"max": float(p.max()), "mean": float(p.mean(dtype=np.float64)),
               "area@0.5": float(np.count_nonzero(p > 0.5) / p.size)}
     scores.update({rule: float(part[start:].mean(dtype=np.float64)) for rule, start in starts.items()})
     return {rule: scores[rule] for rule in IMAGE_SCORES}
-
-
-def image_score(prob: Any, rule: str = "max") -> float:
-    """One score in [0, 1] for a probability map (any shape) by one of IMAGE_SCORES."""
-    if rule not in IMAGE_SCORES:
-        raise ValueError(f"image score {rule!r}; expected one of {IMAGE_SCORES}")
-    return image_scores(prob)[rule]
 
 
 def best_balanced_threshold(scores: Sequence[float], labels: Sequence[int]) -> float:

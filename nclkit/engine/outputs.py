@@ -1,9 +1,8 @@
 """Output folders, checked before any work starts (writable, a finished run never silently replaced,
-one process per run folder), and JSON-ready results."""
+one process per run folder), and what a run folder holds (its log)."""
 from __future__ import annotations
 
 import json
-import math
 import os
 import shutil
 import tempfile
@@ -12,10 +11,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
-import numpy as np
-
 __all__ = ["RUN_FILES", "LOCK_FILE", "ensure_writable_dir", "prepare_run_dir", "claim_run_dir", "last_checkpoint_note",
-           "json_safe"]
+           "read_log"]
 
 # The files that make a folder a run: finding any of them means earlier work would be lost.
 RUN_FILES = ("last.pt", "best.pt", "log.jsonl", "summary.json")
@@ -161,23 +158,18 @@ def last_checkpoint_note(run_dir: str | os.PathLike) -> str:
     last = Path(run_dir) / "last.pt"
     if not last.is_file():
         return "no checkpoint was written"
-    log = last.parent / "log.jsonl"
-    rows = log.read_text(errors="replace").splitlines() if log.is_file() else []
     try:
-        epoch = json.loads(rows[-1]).get("epoch") if rows else None
-    except (ValueError, AttributeError):  # a log an older version left half-written
-        epoch = None
+        rows = read_log(last.parent)
+    except ValueError:  # a damaged log: the note still names the checkpoint
+        rows = []
+    epoch = rows[-1].get("epoch") if rows else None
     return f"the last checkpoint is {last}" + (f" (epoch {epoch})" if epoch else "")
 
 
-def json_safe(obj: Any) -> Any:
-    """A JSON-ready copy: NaN -> null, numpy scalars -> Python numbers."""
-    if isinstance(obj, dict):
-        return {str(k): json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [json_safe(v) for v in obj]
-    if isinstance(obj, (float, np.floating)):
-        return None if math.isnan(obj) else float(obj)  # JSON has no NaN: undefined -> null
-    if isinstance(obj, np.integer):
-        return int(obj)
-    return obj
+def read_log(run: str | os.PathLike) -> list[dict[str, Any]]:
+    """The rows of a run folder's log.jsonl, one per finished epoch: loss terms, learning rate, speed
+    and, on validated epochs, `val_pixel_f1` and `val_pixel_auc` ([] before the first epoch)."""
+    log = Path(run) / "log.jsonl"
+    if not log.is_file():
+        return []
+    return [json.loads(line) for line in log.read_text().splitlines() if line.strip()]

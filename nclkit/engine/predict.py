@@ -27,8 +27,8 @@ def _model_device(model: nn.Module) -> torch.device:
 
 
 def _default_max_side(model: nn.Module) -> int | None:
-    cfg = getattr(model, "cfg", None)
-    return getattr(cfg, "eval_max_side", None)
+    """The model's own `eval_max_side` (IMLModel.from_config sets it), None for any other model."""
+    return getattr(model, "eval_max_side", None)
 
 
 def predict_probability(
@@ -43,8 +43,8 @@ def predict_probability(
         model: nclkit model; ``model(x).logits`` is (B, 1, H, W) at the input size.
         image: uint8 RGB. Shape (H, W, 3).
         device: where to run; None = the model's device (if given, the model is moved there).
-        max_side: longer side of the forward pass; None = ``model.cfg.eval_max_side`` (no limit
-            when the model has no cfg). Smaller images are never upscaled.
+        max_side: longer side of the forward pass; None = ``model.eval_max_side`` (no limit
+            when the model has none). Smaller images are never upscaled.
     Returns:
         float32 probabilities in [0, 1]. Shape (H, W).
     Raises:

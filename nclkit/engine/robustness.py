@@ -11,6 +11,7 @@ from torch import nn
 
 from .attacks import ATTACK_KINDS, MAX_RESIZE, TABLE3_ATTACKS, Attack, apply_attack, parse_attack
 from .evaluator import evaluate
+from .reports import markdown_table, pct
 
 __all__ = [
     "ATTACK_KINDS", "MAX_RESIZE", "TABLE3_ATTACKS", "Attack", "parse_attack", "apply_attack",  # re-exported
@@ -54,9 +55,8 @@ def robustness_markdown(table: dict[str, Any]) -> str:
         f"Robustness (paper Table 3 layout; attack seed {table['seed']}; per-image pixel metrics "
         "averaged over tampered images, F1 at 0.5, tie-aware AUC, original resolution)",
         "",
-        "| Operation | pixel AUC (%) | pixel F1 (%) |",
-        "|---|---:|---:|",
     ]
-    for row in table["rows"]:
-        lines.append(f"| {row['label']} | {100 * row['pixel_auc']:.1f} | {100 * row['pixel_f1']:.1f} |")
+    lines += markdown_table(["Operation", "pixel AUC (%)", "pixel F1 (%)"],
+                            [(row["label"], pct(row["pixel_auc"]), pct(row["pixel_f1"])) for row in table["rows"]],
+                            align="lrr")
     return "\n".join(lines) + "\n"

@@ -1,10 +1,8 @@
 """A finished run of a Config in a folder: reused when complete, resumed when cut short, else trained.
 
-The course (`nclkit.course.train_or_reuse`) and the table scripts (scripts/reproduce.py,
-scripts/real_data.py) all get their runs through `ensure_trained`, so "is this run done?" has one
-answer everywhere: only the trainer's summary for every epoch of the run, without an early stop.
-A run cut short (a kill, a Colab disconnect) resumes from its last sound checkpoint: last.pt, or
-best.pt where last.pt is damaged.
+"Is this run done?" has one answer: only the trainer's summary for every epoch of the run, without
+an early stop. A run cut short (a kill, a Colab disconnect) resumes from its last sound checkpoint:
+last.pt, or best.pt where last.pt is damaged.
 """
 from __future__ import annotations
 

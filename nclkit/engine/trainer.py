@@ -9,9 +9,8 @@ CPUs). Checkpoints are written atomically every epoch; `resume=True` continues e
 `last.pt`. The best epoch is chosen on the "val" split, never on "test".
 
 Three parts, each usable alone: `build_training` makes the model, the loss, the optimiser, the
-schedule, the gradient scaler and the precision of a Config (the benchmarks and the course build
-theirs with it too); `train_one_epoch` steps through one epoch; `train` wires them to the data, the
-checkpoints and the log.
+schedule, the gradient scaler and the precision of a Config; `train_one_epoch` steps through one
+epoch; `train` wires them to the data, the checkpoints and the log.
 
 Nothing goes silently wrong: the manifest is validated and every file's header read before the
 model is built; a non-finite loss stops training at once (TrainingDiverged) and no checkpoint with
@@ -49,20 +48,20 @@ from ..data import ManifestDataset, read_manifest, scan_records
 from ..data.forge import forge_from_manifest
 from ..models import build_model
 from ..ncl import NCLCriterion
-from ..presets import Config, upgrade_dict
+from ..presets import Config
 from ..version import __version__
 from ..atomic import write_atomic, write_text_atomic
 from . import distributed as dist_utils
 from .checkpoint import (
     FREE_KEYS, DamagedCheckpoint, _norm, check_compatible, check_finite_weights, check_resumable, checkpoint_config,
-    load_optimizer_state, nonfinite_tensors, read_checkpoint, rng_state, save_checkpoint, set_rng_state,
+    nonfinite_tensors, read_checkpoint, rng_state, save_checkpoint, set_rng_state,
 )
 from .devices import autocast_dtype, device_name
 from .evaluator import evaluate
 from .outputs import claim_run_dir, last_checkpoint_note, prepare_run_dir
 
 __all__ = ["train", "TrainingDiverged", "LossModel", "Training", "build_training", "build_optimizer", "poly_lambda",
-           "train_one_epoch", "EpochResult"]
+           "train_one_epoch", "EpochResult", "epoch_records"]
 
 
 class TrainingDiverged(FloatingPointError):
@@ -92,10 +91,10 @@ def build_optimizer(model: nn.Module, cfg: Config, device: torch.device, fast: b
     """SGD of §4 (cfg.lr, momentum, weight decay): fused on CUDA and foreach on CPUs when `fast`,
     else PyTorch's plain per-parameter loop (the same numbers, slower: a reference for benchmarks)."""
     if fast:
-        kind = {"fused": True} if device.type == "cuda" else {"foreach": True}
+        flags = {"fused": True} if device.type == "cuda" else {"foreach": True}
     else:
-        kind = {"fused": False, "foreach": False}
-    return torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, **kind)
+        flags = {"fused": False, "foreach": False}
+    return torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, **flags)
 
 
 @dataclass
@@ -289,12 +288,10 @@ def _seed_everything(seed: int) -> None:
 
 def _training_data(cfg: Config, manifest, world: dist_utils.World, out_dir: Path) -> tuple[ManifestDataset, list]:
     """The training dataset and the validation records, every file checked before the model is built."""
-    train_records = read_manifest(manifest, split="train")
     forged = _forged_records(cfg, manifest, world, out_dir) if cfg.forged else []
-    if not cfg.train_authentic:
-        train_records = [r for r in train_records if r.label == 1]
-        if not train_records:
-            raise ValueError(f"{manifest}: train_authentic=False leaves no tampered image in 'train'")
+    train_records = epoch_records(cfg, read_manifest(manifest, split="train"))
+    if not cfg.train_authentic and not train_records:
+        raise ValueError(f"{manifest}: train_authentic=False leaves no tampered image in 'train'")
     # Model selection reads pixel F1/AUC only, which authentic images do not enter: skip predicting them.
     val_records = [r for r in read_manifest(manifest) if r.split == "val" and r.label == 1]
     train_records += forged
@@ -309,6 +306,12 @@ def _training_data(cfg: Config, manifest, world: dist_utils.World, out_dir: Path
     if len(dataset) < world.size:
         raise ValueError(f"{manifest}: {len(dataset)} training images cannot feed {world.size} processes")
     return dataset, val_records
+
+
+def epoch_records(cfg: Config, records: list) -> list:
+    """The records of a manifest that an epoch of `cfg` trains on: split "train", its authentic images
+    only with `cfg.train_authentic`. A run adds `cfg.forged` forgeries of them (`_forged_records`)."""
+    return [r for r in records if r.split == "train" and (cfg.train_authentic or r.label == 1)]
 
 
 def _check_tampered(cfg: Config, manifest, records: list, world: dist_utils.World) -> None:
@@ -369,7 +372,7 @@ def _resume(t: Training, cfg: Config, out_dir: Path, world: dist_utils.World, al
         return RunState()
     state, path = found
     t.model.load_state_dict(state["model"])
-    load_optimizer_state(t.optimizer, state["optimizer"])
+    t.optimizer.load_state_dict(state["optimizer"])
     t.scheduler.load_state_dict(state["scheduler"])
     t.scaler.load_state_dict(state["scaler"])
     set_rng_state(state["rng"])
@@ -427,8 +430,8 @@ def _resumable(path: Path, cfg: Config, allow_changes: bool, saved_config: dict[
     except DamagedCheckpoint as err:
         raise DamagedCheckpoint(path, err.problem, "") from None
     checkpoint_config(state, path)  # its values checked as a config.json's are
-    if saved_config is not None and not allow_changes:  # keys an older version lacked: their older reading
-        theirs, ours = upgrade_dict(state["config"]), upgrade_dict(saved_config)
+    if saved_config is not None and not allow_changes:
+        theirs, ours = state["config"], saved_config
         differ = [k for k in cfg.to_dict() if k not in FREE_KEYS and _norm(theirs.get(k)) != _norm(ours.get(k))]
         if differ:
             raise _ForeignCheckpoint(f"{path} holds another run ({', '.join(differ[:4])} not as in "

@@ -10,12 +10,12 @@ Data flow (Figure 2a):
 
 Paper §3.3 places the auxiliary classifiers "after each upsampling": after the first one the fused
 stride-4 feature gets an auxiliary classifier, after the second one the main output is supervised
-itself. `cfg.aux_before_upsampling` adds a classifier on the ASPP output, before any upsampling.
+itself. `aux_before_upsampling` adds a classifier on the ASPP output, before any upsampling.
 
-The pivot network reads block `cfg.pivot_block` (Table 6: block 1) but is called by the NCL loss,
-not in `forward`; it is a plain attribute, `model.pivot`, so the optimiser, DDP and the checkpoint
-cover it with the rest of the network (nclkit.models.pivot). The model is the only reader of
-`pivot_block`: its output carries the tapped map as `pivot_feature`, sized to `model.pivot`.
+The pivot network reads block `pivot_block` (Table 6: block 1) but is called by the NCL loss,
+not in `forward`; it is a plain attribute, `model.pivot` (nclkit.models.pivot says why). The model
+is the only reader of `pivot_block`: its output carries the tapped map as `pivot_feature`, sized to
+`model.pivot`.
 """
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ from .encoders import get_encoder
 from .heads import ConvBNReLU, LogitHead, init_weights
 from .pivot import PivotNetwork
 
-__all__ = ["ASPPPooling", "ASPP", "DeepLabV3PlusDecoder", "ModelOutput", "IMLModel", "build_model"]
+__all__ = ["ASPPPooling", "ASPP", "DeepLabV3PlusDecoder", "ModelOutput", "IMLModel", "build_model", "MODEL_KEYS"]
 
 
 def _resize(x: torch.Tensor, size: tuple[int, int] | torch.Size) -> torch.Tensor:
@@ -139,9 +139,9 @@ class ModelOutput:
     logits: (B, 1, H, W) tamper logits at the input size.
     features: the 5 encoder block features (B, C_i, ~H/s_i, ~W/s_i).
     aux_logits: auxiliary logits, coarse to fine: [(B, 1, ~H/4, ~W/4)], preceded by
-        (B, 1, ~H/OS, ~W/OS) when cfg.aux_before_upsampling.
+        (B, 1, ~H/OS, ~W/OS) with aux_before_upsampling.
     pivot_feature: the block feature the pivot network reads and eq. 7 contrasts,
-        features[cfg.pivot_block - 1] (the same tensor).
+        features[pivot_block - 1] (the same tensor).
     """
 
     logits: torch.Tensor
@@ -150,47 +150,78 @@ class ModelOutput:
     pivot_feature: torch.Tensor
 
 
+# The Config fields an IMLModel is built from (IMLModel.from_config): what a checkpoint's weights fit.
+MODEL_KEYS = ("encoder", "encoder_width", "output_stride", "block1", "aspp_rates", "aspp_channels", "low_level_channels",
+              "decoder_channels", "aux_before_upsampling", "pivot_block")
+
+
 class IMLModel(nn.Module):
     """Encoder + ASPP + DeepLabV3+ decoder + auxiliary classifiers + pivot network.
 
-    Args:
-        cfg: a Config (encoder, output_stride, block1, aspp_*, low_level_channels, decoder_channels,
-            aux_before_upsampling, pivot_block are read here).
+    Args (keyword-only, as the Config fields of these names; the defaults are the paper preset's):
+        encoder, encoder_width, output_stride, block1: the encoder (nclkit.models.encoders.get_encoder).
+        aspp_rates, aspp_channels: ASPP's atrous rates and width.
+        low_level_channels, decoder_channels: the DeepLabV3+ decoder's projection and width.
+        aux_before_upsampling: also an auxiliary classifier on the ASPP output.
+        pivot_block: the block (1-5) whose feature the pivot network reads.
+        eval_max_side: the longer side `predict_probability` and `evaluate` shrink an image to when
+            not told (None: no limit); `from_config` sets it from the config the model is trained with.
 
     Shape:
         x: (B, 3, H, W), any H, W -> ModelOutput (see there).
     """
 
-    def __init__(self, cfg: Config) -> None:
+    def __init__(
+        self,
+        *,
+        encoder: str = "resnet101",
+        encoder_width: int = 64,
+        output_stride: int = 8,
+        block1: str = "conv1",
+        aspp_rates: tuple[int, ...] = (12, 24, 36),
+        aspp_channels: int = 256,
+        low_level_channels: int = 48,
+        decoder_channels: int = 256,
+        aux_before_upsampling: bool = False,
+        pivot_block: int = 1,
+        eval_max_side: int | None = None,
+    ) -> None:
         super().__init__()
-        self.cfg = cfg
-        self.encoder = get_encoder(cfg.encoder, cfg.output_stride, block1=cfg.block1, width=cfg.encoder_width)
+        self.pivot_block = pivot_block
+        self.aux_before_upsampling = aux_before_upsampling
+        self.eval_max_side = eval_max_side
+        self.encoder = get_encoder(encoder, output_stride, block1=block1, width=encoder_width)
         channels = self.encoder.channels
-        self.aspp = ASPP(channels[4], cfg.aspp_channels, cfg.aspp_rates)
+        self.aspp = ASPP(channels[4], aspp_channels, aspp_rates)
         self.decoder = DeepLabV3PlusDecoder(
-            high_channels=cfg.aspp_channels,
+            high_channels=aspp_channels,
             low_in_channels=channels[1],
-            low_channels=cfg.low_level_channels,
-            channels=cfg.decoder_channels,
+            low_channels=low_level_channels,
+            channels=decoder_channels,
         )
-        self.classifier = LogitHead(cfg.decoder_channels)
+        self.classifier = LogitHead(decoder_channels)
         # Paper §3.3: PC loss "after each upsampling": on the fused stride-4 feature (after the first)
         # and on the main logits (after the second); optionally also on the ASPP output (before any).
-        heads = [LogitHead(cfg.aspp_channels)] if cfg.aux_before_upsampling else []
+        heads = [LogitHead(aspp_channels)] if aux_before_upsampling else []
         self.aux_heads = nn.ModuleList(heads + [LogitHead(self.decoder.fused_channels)])
         for part in (self.aspp, self.decoder, self.classifier, self.aux_heads):
             init_weights(part)
-        self.pivot = PivotNetwork(channels[cfg.pivot_block - 1])
+        self.pivot = PivotNetwork(channels[pivot_block - 1])
+
+    @classmethod
+    def from_config(cls, cfg: Config) -> "IMLModel":
+        """The model of a Config: the fields of MODEL_KEYS, and `eval_max_side`."""
+        return cls(**{key: getattr(cfg, key) for key in MODEL_KEYS}, eval_max_side=cfg.eval_max_side)
 
     @property
     def pivot_stride(self) -> int:
-        """Nominal stride of the feature the pivot network reads (block cfg.pivot_block)."""
-        return self.encoder.strides[self.cfg.pivot_block - 1]
+        """Nominal stride of the feature the pivot network reads (block `pivot_block`)."""
+        return self.encoder.strides[self.pivot_block - 1]
 
     @property
     def aux_strides(self) -> tuple[int, ...]:
         """Nominal strides of `aux_logits`, coarse to fine."""
-        before = (self.encoder.strides[4],) if self.cfg.aux_before_upsampling else ()
+        before = (self.encoder.strides[4],) if self.aux_before_upsampling else ()
         return (*before, self.encoder.strides[1])
 
     def forward(self, x: torch.Tensor) -> ModelOutput:
@@ -199,10 +230,10 @@ class IMLModel(nn.Module):
         fused, decoded = self.decoder(high, features[1])  # (B, C_f, H/4, W/4), (B, C_d, H/4, W/4)
         logits = _resize(self.classifier(decoded), x.shape[-2:])  # second upsampling: (B, 1, H, W)
         aux_logits = [self.aux_heads[-1](fused)]  # (B, 1, H/4, W/4)
-        if self.cfg.aux_before_upsampling:
+        if self.aux_before_upsampling:
             aux_logits.insert(0, self.aux_heads[0](high))  # (B, 1, H/OS, W/OS)
         return ModelOutput(logits=logits, features=features, aux_logits=aux_logits,
-                           pivot_feature=features[self.cfg.pivot_block - 1])
+                           pivot_feature=features[self.pivot_block - 1])
 
 
 def build_model(preset_or_config: str | Config = "quick", **overrides) -> IMLModel:
@@ -214,4 +245,4 @@ def build_model(preset_or_config: str | Config = "quick", **overrides) -> IMLMod
         raise TypeError(
             f"build_model expects a preset name or a Config, got {type(preset_or_config).__name__}"
         )
-    return IMLModel(get_config(preset_or_config, **overrides))
+    return IMLModel.from_config(get_config(preset_or_config, **overrides))

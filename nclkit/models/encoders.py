@@ -19,7 +19,9 @@ block       ResNet                                  Swin-T
 Nominal strides are (2, 4, 8, 16, 32) ((4, 4, 8, 16, 32) with `block1="maxpool"`); an output
 stride of 16 or 8 replaces the stride of the last one or two ResNet stages by atrous (dilated)
 convolution (paper §3.1, DeepLabV3+). Swin-T has no stride-2 stage (its first layer is a 4x4
-patch embedding) and no dilated form here: its strides are (4, 4, 8, 16, 32) whatever is asked for.
+patch embedding) and no dilated form here: its strides are (4, 4, 8, 16, 32), and it refuses any other
+output stride, the "conv1" reading and another width (nclkit.encoder_options lists what each encoder
+honours; `Config.validate` checks a config against it before any model is built).
 
 The method is pre-training-free (paper §1): every encoder is built with `weights=None`.
 """
@@ -33,7 +35,7 @@ from torch import nn
 from torchvision import models as tvm
 from torchvision.models.resnet import BasicBlock
 
-from ..presets import BLOCK1_READINGS, OUTPUT_STRIDES
+from ..encoder_options import OUTPUT_STRIDES, check_encoder_options, encoder_defaults
 
 __all__ = ["ENCODERS", "OUTPUT_STRIDES", "ResNetEncoder", "SwinEncoder", "get_encoder"]
 
@@ -52,7 +54,7 @@ def _dilate_basic_layer(layer: nn.Sequential, dilation_in: int, dilation_out: in
     Algorithme a trous: the first block's conv1 keeps the grid it used to stride on (dilation_in,
     stride 1); every 3x3 conv after it sees the would-be-subsampled grid, so it is dilated by
     dilation_out = 2 * dilation_in. The result equals the strided network on every
-    dilation_out-th pixel (tests/test_models.py checks this).
+    dilation_out-th pixel (tests/test_encoders.py checks this).
     """
     first: BasicBlock = layer[0]
     _set_conv(first.conv1, stride=1, dilation=dilation_in)
@@ -105,17 +107,12 @@ class ResNetEncoder(nn.Module):
 
     def __init__(self, depth: int, output_stride: int = 8, block1: str = "conv1", width: int = 64) -> None:
         super().__init__()
-        if block1 not in BLOCK1_READINGS:
-            raise ValueError(f"block1={block1!r}; expected one of {BLOCK1_READINGS}")
+        check_encoder_options(f"resnet{depth}", output_stride=output_stride, block1=block1, encoder_width=width)
+        if width < 8:
+            raise ValueError(f"width={width}; expected >= 8")
         builders = {10: partial(tvm.ResNet, BasicBlock, [1, 1, 1, 1]),  # random init: it has no weights
                     **{d: partial(getattr(tvm, f"resnet{d}"), weights=None) for d in (18, 34, 50, 101)}}
-        if depth not in builders:
-            raise ValueError(f"ResNet depth={depth}; expected one of {sorted(builders)}")
-        if output_stride not in OUTPUT_STRIDES:
-            raise ValueError(f"output_stride={output_stride}; expected one of {OUTPUT_STRIDES}")
         bottleneck = depth >= 50
-        if width != 64 and (bottleneck or width < 8):
-            raise ValueError(f"width={width}; a ResNet-{depth} has width 64 (other widths: ResNet-10/18/34, >= 8)")
         dilate = [False, output_stride <= 8, output_stride <= 16]  # layer2, layer3, layer4
         # Kaiming (fan_out) convs, BN 1/0, last BN of each residual branch zeroed: a from-scratch
         # ResNet starts as (near) identity blocks, which trains more stably without pre-training.
@@ -155,11 +152,10 @@ class ResNetEncoder(nn.Module):
 class SwinEncoder(nn.Module):
     """torchvision's Swin-T (random init) cut into the five blocks, features returned as NCHW.
 
-    Args:
-        output_stride: accepted for a uniform `get_encoder` signature but ignored: Swin-T has no
-            dilated variant here, so `strides[-1]` (and `output_stride`) is always 32.
-        block1: accepted likewise; Swin-T's block 1 is its stride-4 patch embedding under both readings.
-        width: accepted likewise and ignored: Swin-T keeps its own widths.
+    Args (each has one value Swin-T honours, and any other is refused):
+        output_stride: 32 (no dilated variant here).
+        block1: "maxpool": block 1 is the stride-4 patch embedding, the grid of block 2.
+        width: 64, the standard width: Swin-T keeps its own channels (96 in block 1).
 
     Shape:
         x: (B, 3, H, W) -> list of 5 maps (B, channels[i], ~H/strides[i], ~W/strides[i]).
@@ -167,12 +163,9 @@ class SwinEncoder(nn.Module):
         views of NHWC tensors, i.e. channels_last in memory; use `.reshape`, not `.view`.
     """
 
-    def __init__(self, output_stride: int = 32, block1: str = "conv1", width: int = 64) -> None:
+    def __init__(self, output_stride: int = 32, block1: str = "maxpool", width: int = 64) -> None:
         super().__init__()
-        if block1 not in BLOCK1_READINGS:
-            raise ValueError(f"block1={block1!r}; expected one of {BLOCK1_READINGS}")
-        if output_stride not in OUTPUT_STRIDES:
-            raise ValueError(f"output_stride={output_stride}; expected one of {OUTPUT_STRIDES}")
+        check_encoder_options("swin_t", output_stride=output_stride, block1=block1, encoder_width=width)
         stages = tvm.swin_t(weights=None).features  # [embed, s1, merge, s2, merge, s3, merge, s4]
         self.embed = stages[0]
         self.stage1 = stages[1]
@@ -201,15 +194,20 @@ ENCODERS: dict[str, Callable[..., nn.Module]] = {
 }
 
 
-def get_encoder(name: str, output_stride: int = 8, block1: str = "conv1", width: int = 64) -> nn.Module:
+def get_encoder(name: str, output_stride: int | None = None, block1: str | None = None, width: int | None = None
+                ) -> nn.Module:
     """Encoder `name`, from scratch: forward gives 5 block features; has `.channels`, `.strides`.
 
     Args:
         name: one of ENCODERS (resnet10, resnet18, resnet34, resnet50, resnet101, swin_t).
-        output_stride: 8, 16 or 32 (paper §4: 8). swin_t is always 32.
-        block1: "conv1" (ResNet's stage 1, stride 2) or "maxpool" (stride 4); swin_t ignores it.
-        width: block 1's channels for ResNet-10/18/34 (64 = the standard network); swin_t ignores it.
+        output_stride: 8, 16 or 32 for a ResNet (paper §4: 8), 32 for swin_t; None: the encoder's default.
+        block1: "conv1" (ResNet's stage 1, stride 2) or "maxpool" (stride 4, swin_t's only reading).
+        width: block 1's channels for ResNet-10/18/34 (64 = the standard network; the others: 64 only).
+    Raises:
+        ValueError: an unknown name, or an option the encoder cannot honour (nclkit.encoder_options).
     """
-    if name not in ENCODERS:
-        raise ValueError(f"unknown encoder {name!r}; expected one of {sorted(ENCODERS)}")
-    return ENCODERS[name](output_stride, block1=block1, width=width)
+    options = {"output_stride": output_stride, "block1": block1, "encoder_width": width}
+    defaults = {"encoder_width": 64, **encoder_defaults(name)}
+    options = {key: defaults[key] if value is None else value for key, value in options.items()}
+    check_encoder_options(name, **options)
+    return ENCODERS[name](options["output_stride"], block1=options["block1"], width=options["encoder_width"])

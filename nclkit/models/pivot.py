@@ -17,8 +17,7 @@ Why the pivot lives here, on the model, and not inside the loss: its weights are
 network's and must travel with them, so one `state_dict`, one optimiser parameter list and one DDP
 module cover everything; the model exposes it plainly as `model.pivot`, `forward` never calls it
 (prediction does not need it) and the NCL loss (nclkit.ncl) receives it from there, with the map it
-reads (`ModelOutput.pivot_feature`). Checkpoints of every nclkit version keep their keys
-(`pivot.plus.conv.weight`, ...).
+reads (`ModelOutput.pivot_feature`).
 """
 from __future__ import annotations
 
@@ -61,8 +60,7 @@ class MaskedBatchNorm(nn.BatchNorm1d):
 class PivotBranch(nn.Module):
     """1x1 conv -> BN -> ReLU (Fig. 2b) on rows of cells; BN restricted to the contour cells.
 
-    The 1x1 conv is a bias-free linear map of the channels (`conv`, a (C, C) weight). Checkpoints
-    written before cells were rows hold it as a (C, C, 1, 1) conv kernel; loading reshapes it.
+    The 1x1 conv is a bias-free linear map of the channels (`conv`, a (C, C) weight).
     """
 
     def __init__(self, channels: int) -> None:
@@ -74,12 +72,6 @@ class PivotBranch(nn.Module):
     def forward(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:  # (..., C), (..., 1) -> (..., C)
         y = self.conv(x).float()  # BN in fp32, as autocast runs it
         return self.relu(self.bn(y, weight))
-
-    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
-        key = prefix + "conv.weight"
-        if key in state_dict and state_dict[key].dim() == 4:  # the older (C, C, 1, 1) conv kernel
-            state_dict[key] = state_dict[key].flatten(1)
-        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
 
 class PivotNetwork(nn.Module):

@@ -18,12 +18,15 @@ The sums over negatives run over *all* patches of the image. When only a sample 
 negatives is at hand, `n_log_scale` / `p_log_scale` = log(N / k) weight each sampled negative by
 N / k, so that every denominator estimates the full sum rather than a k/N fraction of it.
 
-`batch_ncl_loss` is eq. 7 on a batch as training computes it: categorise the patches of the tapped map,
-sample up to `max_patches` of each category, gather their cells (nclkit.ncl.sampling), run the pivot
-network on the contour cells and average the three terms over the images that have something to
-contrast.
+`batch_ncl_loss` is eq. 7 on a batch as training computes it, in steps a benchmark can time one by one:
+categorise the patches of the tapped map and sample up to `max_patches` of each category
+(`sample_ncl_patches`), gather their cells and run the pivot network on the contour cells
+(`patch_features`), then the three terms (`ncl_terms_batched`) averaged over the images that have
+something to contrast.
 """
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -32,7 +35,8 @@ from torch import nn
 from .categorize import AUTHENTIC, CONTOUR, TAMPERED
 from .sampling import patch_categories, patch_cells, sample_patches
 
-__all__ = ["ncl_terms", "ncl_terms_batched", "batch_ncl_loss"]
+__all__ = ["ncl_terms", "ncl_terms_batched", "batch_ncl_loss", "contrastive_nll", "SampledPatches",
+           "sample_ncl_patches", "patch_features"]
 
 # Masked-out logits. Finite (not -inf) so that a row with no valid entry has a finite
 # log-sum-exp *gradient*; exp(-1e4) is exactly 0 in float32, so valid entries are unaffected.
@@ -44,7 +48,7 @@ def _masked_lse(logits: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
     return torch.logsumexp(logits.masked_fill(~valid, _MASKED), dim=-1)
 
 
-def _nll(pos: torch.Tensor, neg_lse: torch.Tensor) -> torch.Tensor:
+def contrastive_nll(pos: torch.Tensor, neg_lse: torch.Tensor) -> torch.Tensor:
     """-log(e^pos / (e^pos + e^neg_lse)), elementwise; stable for any magnitude."""
     return torch.logaddexp(pos, neg_lse) - pos
 
@@ -95,19 +99,19 @@ def ncl_terms_batched(
     neg1 = _masked_lse(s_pn, n_valid.unsqueeze(1)) + n_shift.unsqueeze(1)  # (B, M): one negative sum per anchor
     eye = torch.eye(p.shape[1], dtype=torch.bool, device=p.device)
     pairs = p_valid.unsqueeze(2) & p_valid.unsqueeze(1) & ~eye  # (B, M, M) ordered pairs, j != m
-    term1 = _masked_mean(_nll(s_pp, neg1.unsqueeze(2)), pairs, dims=(1, 2))  # (B,)
+    term1 = _masked_mean(contrastive_nll(s_pp, neg1.unsqueeze(2)), pairs, dims=(1, 2))  # (B,)
 
     # Term 2: anchor se+, positives p_j, negatives n_i.
     e_plus_p = (sp * p).sum(-1) / tau  # (B, M)
     e_plus_n = (sp * n).sum(-1) / tau  # (B, N)
     neg2 = _masked_lse(e_plus_n, n_valid) + n_shift  # (B,)
-    term2 = _masked_mean(_nll(e_plus_p, neg2.unsqueeze(1)), p_valid & has_contour.unsqueeze(1), dims=(1,))
+    term2 = _masked_mean(contrastive_nll(e_plus_p, neg2.unsqueeze(1)), p_valid & has_contour.unsqueeze(1), dims=(1,))
 
     # Term 3: anchor se-, positives n_i, negatives p_j.
     e_minus_n = (sm * n).sum(-1) / tau  # (B, N)
     e_minus_p = (sm * p).sum(-1) / tau  # (B, M)
     neg3 = _masked_lse(e_minus_p, p_valid) + p_shift  # (B,)
-    term3 = _masked_mean(_nll(e_minus_n, neg3.unsqueeze(1)), n_valid & has_contour.unsqueeze(1), dims=(1,))
+    term3 = _masked_mean(contrastive_nll(e_minus_n, neg3.unsqueeze(1)), n_valid & has_contour.unsqueeze(1), dims=(1,))
     return term1, term2, term3
 
 
@@ -150,6 +154,43 @@ def ncl_terms(
     return t1[0], t2[0], t3[0]
 
 
+class SampledPatches(NamedTuple):
+    """The patches eq. 7 contrasts in a batch: categories of the whole grid, and a sample of each kind."""
+    codes: torch.Tensor    # (B, gh, gw) category of every patch
+    idx: torch.Tensor      # (B, k_t + k_a + k_c) sampled patch indices: tampered, then authentic, then contour
+    t_valid: torch.Tensor  # (B, k_t) bool: a real tampered patch (not padding)
+    a_valid: torch.Tensor  # (B, k_a) bool
+    c_valid: torch.Tensor  # (B, k_c) bool
+
+
+def sample_ncl_patches(mask: torch.Tensor, grid_hw: tuple[int, int], valid=None, generator=None, *,
+                       patch_size: int, tolerance: float, max_patches: int) -> SampledPatches:
+    """Categorise the patches of a (gh, gw) grid and draw up to `max_patches` of each category per image,
+    uniformly without replacement (tampered, authentic, contour: in that order from `generator`)."""
+    codes = patch_categories(mask, grid_hw, patch_size, tolerance, valid)  # (B, gh, gw)
+    flat = codes.flatten(1)  # (B, L)
+    t_idx, t_valid = sample_patches(flat == TAMPERED, max_patches, generator)
+    a_idx, a_valid = sample_patches(flat == AUTHENTIC, max_patches, generator)
+    c_idx, c_valid = sample_patches(flat == CONTOUR, max_patches, generator)
+    return SampledPatches(codes, torch.cat([t_idx, a_idx, c_idx], 1), t_valid, a_valid, c_valid)
+
+
+def patch_features(pivot: nn.Module, feature: torch.Tensor, sampled: SampledPatches, patch_size: int):
+    """What eq. 7 reads of the feature map: f(p) of the sampled tampered and authentic patches (the
+    mean of their cells) and the pivot's se+, se- from the sampled contour patches' cells.
+
+    Shape: feature (B, C, hf, wf) -> p (B, k_t, C), n (B, k_a, C), se_plus, se_minus (B, C), has_contour (B,).
+    """
+    P = patch_size
+    k_t, k_a = sampled.t_valid.shape[1], sampled.a_valid.shape[1]
+    cells = patch_cells(feature, sampled.idx, sampled.codes.shape[2], P)  # (B, k_t+k_a+k_c, P*P, C): one gather
+    f_patch = cells[:, : k_t + k_a].mean(2)  # (B, k_t+k_a, C): f(p), the mean of its cells
+    # The pivot reads the sampled contour patches' cells as rows (B, k_c*P*P, C).
+    se_plus, se_minus, has_contour = pivot(cells[:, k_t + k_a:].flatten(1, 2),
+                                           sampled.c_valid.repeat_interleave(P * P, 1))
+    return f_patch[:, :k_t], f_patch[:, k_t:], se_plus, se_minus, has_contour
+
+
 def batch_ncl_loss(pivot: nn.Module, feature: torch.Tensor, mask: torch.Tensor, valid=None, generator=None, *,
                    tau: float, patch_size: int, tolerance: float, max_patches: int, sample_weighting: bool):
     """L_NCL (eq. 7) averaged over the images with something to contrast, its terms, and the contour map.
@@ -166,21 +207,12 @@ def batch_ncl_loss(pivot: nn.Module, feature: torch.Tensor, mask: torch.Tensor, 
     """
     P = patch_size
     hf, wf = feature.shape[-2:]
-    codes = patch_categories(mask, (hf, wf), P, tolerance, valid)  # (B, gh, gw)
+    sampled = sample_ncl_patches(mask, (hf, wf), valid, generator, patch_size=P, tolerance=tolerance,
+                                 max_patches=max_patches)
+    codes, t_valid, a_valid = sampled.codes, sampled.t_valid, sampled.a_valid
     gh, gw = codes.shape[1:]
     flat = codes.flatten(1)  # (B, L)
-
-    # Up to max_patches patches of each category per image, uniformly without replacement;
-    # one gather fetches all their cells (eq. 7 needs nothing else from the map).
-    t_idx, t_valid = sample_patches(flat == TAMPERED, max_patches, generator)
-    a_idx, a_valid = sample_patches(flat == AUTHENTIC, max_patches, generator)
-    c_idx, c_valid = sample_patches(flat == CONTOUR, max_patches, generator)
-    k_t, k_a = t_idx.shape[1], a_idx.shape[1]
-    cells = patch_cells(feature, torch.cat([t_idx, a_idx, c_idx], 1), gw, P)  # (B, k_t+k_a+k_c, P*P, C)
-    f_patch = cells[:, : k_t + k_a].mean(2)  # (B, k_t+k_a, C): f(p), the mean of its cells
-
-    # The pivot reads the sampled contour patches' cells as rows (B, k_c*P*P, C).
-    se_plus, se_minus, has_contour = pivot(cells[:, k_t + k_a:].flatten(1, 2), c_valid.repeat_interleave(P * P, 1))
+    p, n, se_plus, se_minus, has_contour = patch_features(pivot, feature, sampled, P)
 
     # Eq. 7's denominators sum over every negative of the image; a sample of k of N estimates
     # the sum when each sampled negative counts N / k times (log N/k added to its log-sum-exp).
@@ -189,10 +221,7 @@ def batch_ncl_loss(pivot: nn.Module, feature: torch.Tensor, mask: torch.Tensor, 
     if sample_weighting:
         a_scale = ((flat == AUTHENTIC).sum(1).clamp(min=1) / n_a.clamp(min=1)).log()  # (B,)
         t_scale = ((flat == TAMPERED).sum(1).clamp(min=1) / n_t.clamp(min=1)).log()  # (B,)
-    t1, t2, t3 = ncl_terms_batched(
-        f_patch[:, :k_t], t_valid, f_patch[:, k_t:], a_valid,
-        se_plus, se_minus, has_contour, tau, a_scale, t_scale,
-    )
+    t1, t2, t3 = ncl_terms_batched(p, t_valid, n, a_valid, se_plus, se_minus, has_contour, tau, a_scale, t_scale)
     # An image counts in the batch mean only if one of its terms contrasts a positive with a
     # negative: term 1 needs two tampered patches and an authentic one, terms 2 and 3 a contour
     # patch, a tampered and an authentic one. Any other image's terms are 0 and would only

@@ -11,12 +11,8 @@ them from a Config, by the fields' own names, once at the edge. It is called wit
 model's output (whose `pivot_feature` is the map eq. 7 contrasts, so only the model knows
 `pivot_block`), the mask, the validity map and the pivot network.
 
-Why the pivot stays a layer of the model instead of a module the loss owns: its weights are trained
-with the network's and must travel with them. On the model, one `state_dict` (with the keys every
-nclkit checkpoint has, `pivot.plus.conv.weight`, ...), one optimiser parameter list and one DDP module
-cover everything; owned by the loss, every checkpoint, optimiser and DDP wrapper would need a second
-module and old checkpoints a key map. So the criterion holds no weights and only says what DDP must
-know about it (`find_unused_parameters`).
+The pivot is a layer of the model (nclkit.models.pivot says why), so the criterion holds no weights
+and only says what DDP must know about it (`find_unused_parameters`).
 """
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 
 Each `prepare_X(root, out) -> Path` reads the dataset folder `root`, writes the manifest `out`
 (a .jsonl file, or a folder that receives manifest.jsonl) and returns the manifest's path.
-`nclkit prepare NAME` runs one from the command line (data_scripts/prepare_NAME.py call it).
+`nclkit prepare NAME` runs one from the command line.
 """
 from __future__ import annotations
 
@@ -10,16 +10,15 @@ from typing import Callable
 
 from .casia import prepare_casia1, prepare_casia2
 from .columbia import columbia_mask_from_edgemask, prepare_columbia
-from .common import extract_archive
-from .coverage import COVERAGE_MIS_SIZED, coverage_split, prepare_coverage
+from .coverage import coverage_split, prepare_coverage
 from .defacto import prepare_defacto
 from .folder import MASK_TAGS, folder_records
 from .imd2020 import prepare_imd2020
 from .nist16 import prepare_nist16
 
-__all__ = ["PREPARERS", "get_preparer", "extract_archive", "prepare_coverage", "prepare_casia1",
+__all__ = ["PREPARERS", "prepare_coverage", "prepare_casia1",
            "prepare_casia2", "prepare_columbia", "prepare_nist16", "prepare_defacto", "prepare_imd2020",
-           "coverage_split", "COVERAGE_MIS_SIZED", "columbia_mask_from_edgemask", "folder_records", "MASK_TAGS"]
+           "coverage_split", "columbia_mask_from_edgemask", "folder_records", "MASK_TAGS"]
 
 PREPARERS: dict[str, Callable] = {
     "coverage": prepare_coverage,
@@ -30,10 +29,3 @@ PREPARERS: dict[str, Callable] = {
     "defacto": prepare_defacto,
     "imd2020": prepare_imd2020,
 }
-
-
-def get_preparer(name: str) -> Callable:
-    """The preparer of a dataset name; an unknown name raises with the valid ones."""
-    if name not in PREPARERS:
-        raise ValueError(f"unknown dataset {name!r}; expected one of {sorted(PREPARERS)}")
-    return PREPARERS[name]

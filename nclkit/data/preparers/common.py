@@ -3,10 +3,8 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tarfile
 import warnings
-import zipfile
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Iterable
 
 import cv2
@@ -17,7 +15,7 @@ from ..io import IMAGE_SUFFIXES, image_hw
 from ..manifest import Record, validate_manifest, write_manifest
 
 __all__ = ["manifest_paths", "hash_fraction", "hash_split", "list_images", "require_dirs",
-           "mis_sized", "warn_left_out", "drop_mis_sized", "write_binary_mask", "finish", "extract_archive"]
+           "mis_sized", "warn_left_out", "drop_mis_sized", "write_binary_mask", "finish"]
 
 
 def manifest_paths(out: str | os.PathLike, name: str) -> tuple[Path, Path]:
@@ -110,51 +108,3 @@ def finish(records: list[Record], manifest: Path, dataset: str, root: Path) -> P
         raise DataError(f"{root}: no usable {dataset} image/mask pairs found")
     validate_manifest(records, check_files=True)
     return write_manifest(records, manifest)
-
-
-def _inside(dest: Path, name: str) -> bool:
-    p = PurePosixPath(name.replace("\\", "/"))
-    if p.is_absolute() or (len(name) > 1 and name[1] == ":"):
-        return False
-    target = (dest / Path(*p.parts)).resolve() if p.parts else dest
-    return target == dest or dest in target.parents
-
-
-def extract_archive(archive: str | os.PathLike, dest: str | os.PathLike) -> Path:
-    """Extract a .zip or tar(.gz/.bz2/.xz) archive into dest, refusing unsafe members.
-
-    Raises:
-        DataError: unknown format, unreadable archive, or a member whose path (or link target)
-            would land outside dest, or a device/FIFO member; nothing is extracted then.
-    """
-    archive, dest = Path(archive), Path(dest)
-    if not archive.is_file():
-        raise DataError(f"{archive}: archive not found")
-    dest.mkdir(parents=True, exist_ok=True)
-    root = dest.resolve()
-    try:
-        if zipfile.is_zipfile(archive):
-            with zipfile.ZipFile(archive) as zf:
-                for name in zf.namelist():
-                    if not _inside(root, name):
-                        raise DataError(f"{archive}: member {name!r} would extract outside {dest}")
-                zf.extractall(root)
-            return dest
-        if tarfile.is_tarfile(archive):
-            with tarfile.open(archive) as tf:
-                members = tf.getmembers()
-                for m in members:
-                    if not _inside(root, m.name):
-                        raise DataError(f"{archive}: member {m.name!r} would extract outside {dest}")
-                    if m.issym() or m.islnk():
-                        base = (root / m.name).parent if m.issym() else root
-                        link = m.linkname
-                        if os.path.isabs(link) or not _inside(root, os.path.relpath(base / link, root)):
-                            raise DataError(f"{archive}: link {m.name!r} -> {link!r} points outside {dest}")
-                    elif not (m.isfile() or m.isdir()):
-                        raise DataError(f"{archive}: member {m.name!r} is a device or FIFO; refused")
-                tf.extractall(root, members=members, filter="data")
-            return dest
-    except (zipfile.BadZipFile, tarfile.TarError, EOFError, OSError) as err:
-        raise DataError(f"{archive}: cannot read archive ({type(err).__name__}: {err})") from err
-    raise DataError(f"{archive}: not a zip or tar archive")

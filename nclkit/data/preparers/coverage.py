@@ -24,9 +24,8 @@ from ..errors import DataError
 from ..manifest import Record
 from .common import drop_mis_sized, finish, list_images, manifest_paths, require_dirs
 
-__all__ = ["prepare_coverage", "coverage_split", "COVERAGE_MIS_SIZED"]
+__all__ = ["prepare_coverage", "coverage_split"]
 
-COVERAGE_MIS_SIZED = (41, 48, 55, 56, 57, 58, 59, 61, 95)
 _NAME = re.compile(r"^(\d+)(t?)$")
 
 
