@@ -215,7 +215,7 @@ def _pixel_threshold_on_val(model, args, device) -> dict | None:
     """`--pixel-threshold`: the pixel threshold best on the manifest's val split, or None where not asked."""
     if args.pixel_threshold == "none" or (args.pixel_threshold == "auto" and (not args.data or args.split == "val")):
         return None
-    val = [r for r in read_manifest(args.data, split="val") if r.label == 1]
+    val = [r for r in read_manifest(args.data) if r.split == "val" and r.label == 1]
     if not val:
         if args.pixel_threshold == "auto":
             return None
