@@ -26,7 +26,8 @@ from .presets import QUICK_EPOCHS, QUICK_REAL_EPOCHS, Config, get_config
 __all__ = ["Profile", "device_profile", "GPU_IMAGES_PER_S", "gpu_class", "expected_minutes", "training_images",
            "expected_time", "course_gpu_minutes", "in_colab", "cache_dir", "synthetic_manifest", "coverage_root",
            "coverage_manifest", "casia1_root", "casia1_manifest", "course_data", "trained_checkpoint",
-           "train_or_reuse", "TrainedRun", "run_progress", "source_hash", "cache_on_drive", "disconnect_note"]
+           "train_or_reuse", "TrainedRun", "run_progress", "source_hash", "cache_on_drive", "disconnect_note",
+           "measured"]
 
 
 @dataclass
@@ -336,3 +337,17 @@ def trained_checkpoint(manifest: str | Path | None = None, variant: str = "full"
     It prints which of the three happened (see `train_or_reuse`).
     """
     return train_or_reuse(manifest, variant, preset, epochs, **overrides).checkpoint
+
+
+def measured(name: str = "ncl_diagnosis_casia1_real") -> dict[str, Any]:
+    """A measured table that the course quotes, as its script wrote it (nclkit/reference/NAME.json).
+
+    The course trains one seed of each model in minutes; what three seeds of the longer runs gave, with
+    the command, the device and every run, travels with nclkit, so that a notebook prints those
+    numbers from the file instead of repeating them in its text (on Colab too, where no repository is).
+    """
+    path = Path(__file__).resolve().parent / "reference" / f"{name}.json"
+    if not path.is_file():
+        known = sorted(p.stem for p in path.parent.glob("*.json"))
+        raise FileNotFoundError(f"no measured table {name!r} in {path.parent}; known: {known}")
+    return json.loads(path.read_text())
