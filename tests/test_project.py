@@ -66,7 +66,12 @@ def test_environment_yml_agrees_with_pyproject():
     # environment.yml installs this package through pip, so pyproject stays the single source of truth ...
     assert any(line.startswith("-e") and "." in line for line in pip_section)
     extras = re.search(r"\[(.*)\]", next(l for l in pip_section if l.startswith("-e"))).group(1).split(",")
-    assert set(extras) <= set(pyproject["project"]["optional-dependencies"])
+    optional = pyproject["project"]["optional-dependencies"]
+    assert set(extras) <= set(optional)
+    # `conda activate nclkit && jupyter lab` works: the extras bring JupyterLab and a kernel for the notebooks
+    brought = _requirement_names(r for extra in extras for r in optional[extra])
+    assert {"jupyterlab", "ipykernel", "ipywidgets"} <= brought, brought
+    assert "jupyter lab" in (ROOT / "environment.yml").read_text()
     # ... and conda pins nothing that pyproject declares differently.
     conda_names = {re.split(r"[<>=]", d, maxsplit=1)[0] for d in env["dependencies"] if isinstance(d, str)}
     assert conda_names <= {"python", "pip"}
