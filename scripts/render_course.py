@@ -101,13 +101,12 @@ def render(notebook: Path, out_dir: Path, replacements: dict[str, str], timeout:
     return target
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", action="append", default=[], help="a notebook's number, e.g. 06 (repeatable)")
-    parser.add_argument("--out", type=Path, default=OUT, help="folder of the rendered copies (default docs/course)")
-    args = parser.parse_args(argv)
-    # The kernels inherit this environment: quick scale, figures kept inline, the same hashes every run,
-    # and an IPython folder whose one startup file prints each warning on one line.
+def kernel_environment() -> dict[str, str]:
+    """Set the environment the kernels inherit; return the replacements that make their outputs neutral.
+
+    Quick scale, figures kept inline, the same hashes every run, and an IPython folder whose one startup
+    file prints each warning on one line.
+    """
     ipython_dir = Path(tempfile.mkdtemp(prefix="render_course_ipython_"))
     (ipython_dir / "profile_default" / "startup").mkdir(parents=True)
     (ipython_dir / "profile_default" / "startup" / "00_one_line_warnings.py").write_text(ONE_LINE_WARNINGS)
@@ -117,8 +116,16 @@ def main(argv: list[str] | None = None) -> int:
     from nclkit.course import cache_dir
 
     library_root = Path(nclkit.__file__).resolve().parents[1]  # where nclkit is imported from (an editable clone)
-    replacements = {str(cache_dir().resolve()): NEUTRAL_CACHE, str(cache_dir()): NEUTRAL_CACHE,
-                    f"{library_root}/": "", f"{ROOT}/": ""}
+    return {str(cache_dir().resolve()): NEUTRAL_CACHE, str(cache_dir()): NEUTRAL_CACHE,
+            f"{library_root}/": "", f"{ROOT}/": ""}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", action="append", default=[], help="a notebook's number, e.g. 06 (repeatable)")
+    parser.add_argument("--out", type=Path, default=OUT, help="folder of the rendered copies (default docs/course)")
+    args = parser.parse_args(argv)
+    replacements = kernel_environment()
     notebooks = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
     if args.only:
         notebooks = [nb for nb in notebooks if nb.name[:2] in args.only]
