@@ -2,8 +2,10 @@
 
 A learner pastes an answer's code under the notebook they have just run, so each block is run the same
 way: in a Jupyter kernel that has first run all of that notebook's code cells at the quick scale
-(NCLKIT_QUICK=1), then the answers' blocks in order (a later block, or a later answer, may use what an
-earlier one defined). One kernel per notebook, shared by its answers; the course cache is the usual one
+(NCLKIT_QUICK=1), then the answer's blocks in order. An answer may build on another one only where its
+text says so ("with `ncl_run` from the answer to exercise 1"): that answer is run first, and a fast
+static check makes sure that every name an answer uses is defined by the notebook, by the answer itself or
+by such a named answer. One kernel per notebook, shared by its answers; the course cache is the usual one
 (NCLKIT_CACHE, else the default), so the trainings of a notebook run under nbval are reused here and
 the other way round.
 
@@ -11,6 +13,8 @@ the other way round.
 """
 from __future__ import annotations
 
+import ast
+import builtins
 import os
 import re
 from pathlib import Path
@@ -28,11 +32,21 @@ PYTHON_BLOCK = re.compile(r"^```python\n(.*?)^```", re.S | re.M)
 CELL_TIMEOUT_S = 3600  # one training cell of a notebook on a loaded 2-core machine
 
 
-def answers(path: Path) -> dict[int, list[str]]:
-    """{exercise number: [its python blocks, in order]} from the notebook's `<details>` answers."""
+def _answer_texts(path: Path) -> dict[int, str]:
     text = "\n".join(c.source for c in nbformat.read(path, as_version=4).cells
                      if c.cell_type == "markdown" and "<details>" in c.source)
-    return {int(n): PYTHON_BLOCK.findall(body) for n, body in ANSWER.findall(text)}
+    return {int(n): body for n, body in ANSWER.findall(text)}
+
+
+def answers(path: Path) -> dict[int, list[str]]:
+    """{exercise number: [its python blocks, in order]} from the notebook's `<details>` answers."""
+    return {n: PYTHON_BLOCK.findall(body) for n, body in _answer_texts(path).items()}
+
+
+def builds_on(path: Path) -> dict[int, set[int]]:
+    """{exercise number: the other answers its text says it uses ("... from the answer to exercise 1")}."""
+    return {n: {int(k) for k in re.findall(r"answer to exercise (\d+)", body)} - {n}
+            for n, body in _answer_texts(path).items()}
 
 
 CASES = [(path, number) for path in NOTEBOOKS for number in sorted(answers(path))]
@@ -98,8 +112,8 @@ def test_answer_runs(kernels, path, number):
     kernel = notebook_kernel(kernels, path)
     if kernel.error:
         pytest.fail(kernel.error)
-    blocks = answers(path)
-    for earlier in sorted(n for n in blocks if n < number and n not in kernel.done):  # what this answer may build on
+    blocks, needs = answers(path), builds_on(path)
+    for earlier in sorted(needs[number] - kernel.done):  # the answers this one says it builds on
         for block in blocks[earlier]:
             kernel.run(block)
         kernel.done.add(earlier)
@@ -124,3 +138,43 @@ def test_answers_call_only_what_nclkit_has(path):
     missing = sorted({f"{module}.{name}" for module, name in re.findall(r"\b(course|nclkit)\.(\w+)", code)
                       if not hasattr({"course": course, "nclkit": nclkit}[module], name)})
     assert not missing, f"{path.name}: its answers call {missing}, which nclkit does not have"
+
+
+def _python(code: str) -> ast.Module:
+    # IPython lines (!shell, %magic) are not Python
+    return ast.parse("\n".join("" if line.lstrip().startswith(("!", "%")) else line for line in code.splitlines()))
+
+
+def _defined(code: str) -> set[str]:
+    """Names `code` binds anywhere: assignments, imports, functions, classes, their arguments, loop targets."""
+    names = set()
+    for node in ast.walk(_python(code)):
+        if isinstance(node, ast.Name) and isinstance(node.ctx, (ast.Store, ast.Del)):
+            names.add(node.id)
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, ast.arg):
+            names.add(node.arg)
+        elif isinstance(node, ast.alias):
+            names.add((node.asname or node.name).split(".")[0])
+        elif isinstance(node, ast.ExceptHandler) and node.name:
+            names.add(node.name)
+    return names
+
+
+def _used(code: str) -> set[str]:
+    return {node.id for node in ast.walk(_python(code)) if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load)}
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name[:2])
+def test_each_answer_needs_only_its_notebook_and_the_answers_it_names(path):
+    """A learner may do exercise 3 without exercise 1: an answer uses no name that only another answer defines,
+    unless its text says which answer it builds on."""
+    notebook = set().union(*(_defined(c.source) for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code"))
+    known = notebook | set(dir(builtins)) | {"display", "get_ipython", "In", "Out"}
+    blocks, needs = answers(path), builds_on(path)
+    for number, code in ((n, "\n".join(b)) for n, b in blocks.items()):
+        named = set().union(*(_defined("\n".join(blocks[k])) for k in needs[number])) if needs[number] else set()
+        unknown = _used(code) - _defined(code) - known - named
+        assert not unknown, f"{path.name}, answer to exercise {number} uses {sorted(unknown)}, defined by no cell " \
+                            "of the notebook (nor by an answer its text names)"
