@@ -38,9 +38,9 @@ class Profile:
     preset: str          # "quick" or "course_gpu" (nclkit.presets: the paper's recipe cut to a Colab T4)
 
     def __str__(self) -> str:
-        scale = ("quick (small model, synthetic data, minutes on a CPU)" if self.quick
+        scale = ("quick (small models, minutes on a CPU)" if self.quick
                  else "course GPU (the paper's recipe on ResNet-50, output stride 16, 256 px crops)")
-        return f"device: {self.device_name} | scale: {scale} | preset: {self.preset}"
+        return f"device: {self.device_name} | scale: {scale} | default preset: {self.preset}"
 
 
 def in_colab() -> bool:
@@ -275,16 +275,18 @@ def course_data(profile: Profile | None = None) -> tuple[Path, str, str]:
     if coverage is not None:
         return coverage, profile.preset, "COVERAGE: real copy-moves, the paper's 75/25 split"
     preset: str | Config = profile.preset if profile.quick else get_config("course_gpu", crop_size=128)
-    return (synthetic_manifest(), preset,
-            "the built-in synthetic forgeries (no real benchmark found: set NCLKIT_CASIA1 to a CASIA v1.0 folder)")
+    wanted = ("set NCLKIT_CASIA1 to a CASIA v1.0 folder" if profile.quick
+              else "set NCLKIT_CASIA1 to a CASIA v1.0 folder, or NCLKIT_COVERAGE to a COVERAGE folder")
+    return synthetic_manifest(), preset, f"the built-in synthetic forgeries (no real benchmark found: {wanted})"
 
 
 def train_or_reuse(manifest: str | Path | None = None, variant: str = "full", preset: str | Config | None = None,
-                   epochs: int | None = None, **overrides: Any) -> TrainedRun:
+                   epochs: int | None = None, progress: bool | None = None, **overrides: Any) -> TrainedRun:
     """A run trained with these settings: reused if complete, else resumed from its last epoch, else trained now.
 
     The run folder's name hashes the config, the manifest and nclkit's source, so only a run with
     exactly these settings is ever reused or resumed (nclkit.engine.runs.ensure_trained).
+    progress: a progress bar per epoch; None = on a GPU only (at the quick scale the per-epoch prints suffice).
     """
     profile = device_profile()
     cfg = get_config(preset or profile.preset, variant=variant, **overrides)
@@ -298,8 +300,9 @@ def train_or_reuse(manifest: str | Path | None = None, variant: str = "full", pr
     note = disconnect_note(run, cfg.epochs)
     if note:
         print(note)
-    # Progress bars on a GPU run; at the quick scale (CI, laptops) the per-epoch prints are enough.
-    return ensure_trained(cfg, manifest, run, device=profile.device, progress=not profile.quick)
+    # Progress bars on a GPU run; at the quick scale (CI, laptops) the per-epoch prints unless asked.
+    progress = not profile.quick if progress is None else progress
+    return ensure_trained(cfg, manifest, run, device=profile.device, progress=progress)
 
 
 def cache_on_drive(root: Path | None = None) -> bool:
@@ -331,12 +334,12 @@ def disconnect_note(run: Path, epochs: int) -> str | None:
 
 
 def trained_checkpoint(manifest: str | Path | None = None, variant: str = "full", preset: str | Config | None = None,
-                       epochs: int | None = None, **overrides: Any) -> Path:
+                       epochs: int | None = None, progress: bool | None = None, **overrides: Any) -> Path:
     """Path to best.pt of a run with these settings: reused if complete, else resumed, else trained now.
 
     It prints which of the three happened (see `train_or_reuse`).
     """
-    return train_or_reuse(manifest, variant, preset, epochs, **overrides).checkpoint
+    return train_or_reuse(manifest, variant, preset, epochs, progress, **overrides).checkpoint
 
 
 def measured(name: str = "ncl_diagnosis_casia1_real") -> dict[str, Any]:

@@ -50,6 +50,8 @@ def needs(notebook: str) -> str:
         return f"trains its own runs (~{minutes[number]:.0f} min on a T4; an estimate) and uses {main}."
     if number in USES_MAIN_MODEL:
         return f"uses {main}."
+    if number == "03":
+        return "trains only block 1 and the pivot network, for 120 steps (seconds, on a GPU when there is one)."
     return "trains nothing on a GPU."
 
 

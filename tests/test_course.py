@@ -196,6 +196,24 @@ def test_gpu_fallback_to_synthetic_crops_at_its_size(fake_t4, no_real_data, monk
     monkeypatch.setattr(course, "synthetic_manifest", lambda: Path("synthetic/manifest.jsonl"))
     _, preset, about = course.course_data(course.device_profile())
     assert "synthetic" in about and preset.name == "course_gpu" and preset.crop_size == 128
+    assert "NCLKIT_CASIA1" in about and "NCLKIT_COVERAGE" in about  # on a GPU either benchmark would be used
+
+
+def test_cpu_fallback_names_only_what_a_cpu_would_use(no_real_data, monkeypatch):
+    monkeypatch.setattr(course, "synthetic_manifest", lambda: Path("synthetic/manifest.jsonl"))
+    quick = course.Profile(torch.device("cpu"), "cpu", True, "quick")
+    _, _, about = course.course_data(quick)
+    assert "NCLKIT_CASIA1" in about and "COVERAGE" not in about  # COVERAGE trains the course on a GPU only
+    assert "synthetic data" not in str(quick) and "quick" in str(quick)  # the header claims no data
+
+
+def test_progress_bars_on_request_at_the_quick_scale(no_real_data, monkeypatch):
+    seen = []
+    monkeypatch.setattr(course, "ensure_trained", lambda *a, **k: seen.append(k["progress"]))
+    monkeypatch.setenv("NCLKIT_QUICK", "1")
+    for progress in (None, True):
+        course.train_or_reuse(Path("m.jsonl"), progress=progress)
+    assert seen == [False, True]
 
 
 def test_estimate_arithmetic():
