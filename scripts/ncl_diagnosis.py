@@ -27,10 +27,10 @@ from pathlib import Path
 import torch
 
 from nclkit.data import ManifestDataset, read_manifest
-from nclkit.engine import evaluate, load_model, train
+from nclkit.engine import load_model, train
 from nclkit.engine.devices import device_name, pick_device
 from nclkit.engine.diagnostics import loss_gradients, patch_probe
-from nclkit.engine.evaluator import pixel_threshold_on_val
+from nclkit.engine.evaluator import pixel_threshold_on_val, threshold_scores
 from nclkit.engine.reports import json_safe
 from nclkit.engine.runs import run_progress
 from nclkit.ncl.total_loss import NCLCriterion
@@ -61,15 +61,6 @@ def parse_row(text: str) -> tuple[str, dict]:
     items = [kv.replace(":", "=", 1) for kv in spec.split(";") if kv]
     parsed = apply_overrides(get_config("paper"), items).to_dict()  # typed and checked as `--set` does
     return name, {key: parsed[key] for key in (item.split("=", 1)[0].strip() for item in items)}
-
-
-def scores(model, records, threshold: float, device) -> dict:
-    """Pixel AUC, F1@0.5, F1 at `threshold` and the oracle F1 (per-image best threshold) of tampered records."""
-    res = evaluate(model, [r for r in records if r.label == 1], device=device, thresholds=(threshold,),
-                   best_threshold=True, progress=False)
-    at = res["pixel_f1"] if threshold == 0.5 else res[f"pixel_f1@{threshold:g}"]
-    return {"auc": res["pixel_auc"], "f1": res["pixel_f1"], "f1_val_threshold": at,
-            "f1_oracle": res["pixel_f1_best_threshold"], "n": res["n_tampered"]}
 
 
 def diagnostics_hook(cfg, manifest: str, path: Path, device):
@@ -104,7 +95,7 @@ def run_row(args, name: str, changes: dict, seed: int, device, tests: dict, val)
         model, _ = load_model(run_dir / f"{which}.pt", device=device)
         chosen = pixel_threshold_on_val(model, val, device=device)
         row[which] = {"val_threshold": chosen["threshold"],
-                      **{test: scores(model, recs, chosen["threshold"], device) for test, recs in tests.items()}}
+                      **{test: threshold_scores(model, recs, chosen["threshold"], device) for test, recs in tests.items()}}
     print(f"[diagnosis] {name} seed {seed}: " + "  ".join(
         f"{t} AUC {row['best'][t]['auc']:.3f} F1@val {row['best'][t]['f1_val_threshold']:.3f}" for t in tests),
         flush=True)

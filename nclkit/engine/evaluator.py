@@ -30,7 +30,7 @@ from .predict import predict_probability
 from .reports import json_safe, markdown_table, pct
 
 __all__ = ["evaluate", "EvalProtocol", "score_image", "summarise", "write_report", "all_tampered_f1",
-           "pixel_threshold_on_val", "choose_image_rule"]
+           "pixel_threshold_on_val", "threshold_scores", "choose_image_rule"]
 
 
 def all_tampered_f1(records: Sequence[Any]) -> float:
@@ -204,6 +204,17 @@ def pixel_threshold_on_val(model: nn.Module, val_records: Sequence[Any], device=
     res = evaluate(model, [r for r in val_records if r.label == 1], device=device, thresholds=metrics.PIXEL_THRESHOLDS,
                    max_side=max_side, progress=progress)
     return metrics.choose_pixel_threshold(res["per_image"])
+
+
+def threshold_scores(model: nn.Module, records: Sequence[Any], threshold: float, device=None,
+                     progress: bool = False) -> dict[str, Any]:
+    """The pixel metrics of the tampered `records` that tell ranking from crossing 0.5: AUC, F1@0.5, F1 at
+    `threshold` (chosen on val by `pixel_threshold_on_val`) and the oracle F1 (each image's best threshold)."""
+    res = evaluate(model, [r for r in records if r.label == 1], device=device, thresholds=(threshold,),
+                   best_threshold=True, progress=progress)
+    at = res["pixel_f1"] if threshold == 0.5 else res[f"pixel_f1@{threshold:g}"]
+    return {"auc": res["pixel_auc"], "f1": res["pixel_f1"], "f1_val_threshold": at,
+            "f1_oracle": res["pixel_f1_best_threshold"], "n": res["n_tampered"]}
 
 
 def choose_image_rule(model: nn.Module, val_records: Sequence[Any], device: str | torch.device | None = None,

@@ -1,5 +1,5 @@
 """Visualisation: overlays, patch-category maps (paper Fig. 1), matplotlib grids, prediction figures, notebook widgets."""
-from .figures import save_prediction_figure
+from .figures import compare_maps, save_prediction_figure
 from .files import PredictionSummary, collect_image_paths, predict_files
 from .overlays import CATEGORY_COLORS, category_map_rgb, overlay, show_grid, show_samples
 from .widgets import figure_png, figure_slider, png_bytes, threshold_explorer, upload_and_predict
@@ -7,5 +7,5 @@ from .widgets import figure_png, figure_slider, png_bytes, threshold_explorer, u
 __all__ = [
     "CATEGORY_COLORS", "overlay", "category_map_rgb", "show_grid", "show_samples",
     "png_bytes", "threshold_explorer", "upload_and_predict", "figure_slider", "figure_png",
-    "save_prediction_figure", "predict_files", "PredictionSummary", "collect_image_paths",
+    "save_prediction_figure", "compare_maps", "predict_files", "PredictionSummary", "collect_image_paths",
 ]
