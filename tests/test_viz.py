@@ -206,3 +206,24 @@ def test_predicting_into_the_input_folder_twice_never_reads_its_own_outputs(tmp_
     moved.mkdir()
     (tmp_path / "photo0_prob.png").rename(moved / "photo0_prob.png")
     assert predict_files(TinyModel(), [moved], tmp_path / "out").skipped == [moved / "photo0_prob.png"]
+
+
+@pytest.mark.parametrize("own_range", [True, False])
+def test_compare_maps_puts_every_model_beside_the_same_photos(checkpoint, tmp_path, own_range):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from helpers import make_pair
+    from nclkit.viz import compare_maps
+
+    model, _ = load_model(checkpoint)
+    records = [make_pair(tmp_path, f"im{i}") for i in range(2)]
+    fig = compare_maps({"A": model, "B": model}, records, own_range=own_range)
+    images = [ax for ax in fig.axes if ax.images]
+    assert len(images) == 2 * (2 + 2 * (2 if own_range else 1))
+    titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
+    assert titles[:4] == ["image", "ground truth", "A", "B"] and ("A\n(own range)" in titles) == own_range
+    shared = [im for ax in images for im in ax.images if ax.get_title() in ("A", "B")]
+    assert all(im.get_clim() == (0.0, 1.0) for im in shared)  # one scale for every model's map
+    with pytest.raises(ValueError, match="at least one model"):
+        compare_maps({}, records)
