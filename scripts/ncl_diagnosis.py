@@ -117,10 +117,12 @@ def summarise(runs: list[dict]) -> dict:
 
 
 def render(out: Path) -> str:
-    doc = json.loads((out / "rows.json").read_text())
+    """The table of OUT/rows.json (or of a JSON file of the same form) as Markdown."""
+    doc = json.loads((out if out.is_file() else out / "rows.json").read_text())
     tests = list(doc["tests"])
     head = "| row | " + " | ".join(f"{t} AUC | {t} F1@0.5 | {t} F1@val thr | {t} oracle F1" for t in tests) + " |"
-    lines = [f"Device: {doc['device']}. Command: `{doc['command']}`", "", head,
+    commands = doc.get("commands") or [doc["command"]]
+    lines = [f"Device: {doc['device']}. " + "; ".join(f"`{c}`" for c in commands), "", head,
              "|---|" + "---|" * (4 * len(tests))]
     fmt = lambda s: "n/a" if s is None else (f"{100 * s['mean']:.1f}" + (f" ± {100 * s['sd']:.1f}" if s["sd"] else ""))  # noqa: E731
     for row, d in doc["summary"].items():
@@ -173,11 +175,12 @@ def main(argv=None) -> int:
     p.add_argument("--diagnose", action="store_true", help="gradients, eq. 7 terms and the probe after every epoch")
     p.add_argument("--device", default=None)
     p.add_argument("--out", default="runs/diagnosis")
-    p.add_argument("--render", metavar="OUT", help="print OUT/rows.json as Markdown and stop")
+    p.add_argument("--render", metavar="OUT", help="print OUT/rows.json (or a JSON file of that form) as Markdown and stop")
     args = p.parse_args(argv)
     if args.render:
         print(render(Path(args.render)))
-        save_curves(Path(args.render))
+        if Path(args.render).is_dir():
+            save_curves(Path(args.render))
         return 0
     if not args.data:
         p.error("--data is required")
