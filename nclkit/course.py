@@ -24,7 +24,8 @@ from .engine.runs import TrainedRun, ensure_trained, run_progress
 from .presets import QUICK_EPOCHS, QUICK_REAL_EPOCHS, Config, get_config
 
 __all__ = ["Profile", "device_profile", "GPU_IMAGES_PER_S", "gpu_class", "expected_minutes", "training_images",
-           "expected_time", "course_gpu_minutes", "in_colab", "cache_dir", "synthetic_manifest", "coverage_root",
+           "expected_time", "course_gpu_minutes", "course_gpu_run_minutes", "in_colab", "cache_dir",
+           "synthetic_manifest", "coverage_root",
            "coverage_manifest", "casia1_root", "casia1_manifest", "course_data", "trained_checkpoint",
            "train_or_reuse", "TrainedRun", "run_progress", "source_hash", "cache_on_drive", "disconnect_note",
            "measured"]
@@ -130,8 +131,9 @@ CASIA1_TAMPERED = {"train": 643, "val": 92, "test": 184}
 # The course's GPU trainings on CASIA v1 (the same run is reused across notebooks): notebook, what, slowdown.
 COURSE_GPU_RUNS = [
     ("05", "Base+Pivot+PC (also 06, 07, 08's ResNet)", 1.0),
-    ("07", "Base", 1.0),
+    ("05", "Base (also 07)", 1.0),
     ("07", "Base+Pivot", 1.0),
+    ("07", "Base+Pivot+PC with omega = 0 (section 6)", 1.0),
     ("07", "NCL, pivot after block 2", 1.0),
     ("07", "NCL, pivot after block 5", 1.0),
     ("08", "Swin-T + NCL", SWIN_SLOWDOWN),
@@ -141,13 +143,21 @@ COURSE_GPU_RUNS = [
 # Notebooks that use notebook 05's model. On Colab each notebook runs in a runtime of its own: with the
 # course cache on Google Drive they reuse the model, without it each trains it again.
 USES_MAIN_MODEL = ("06", "07", "08", "09")
+# Notebooks that also use notebook 05's Base run (and train it again without Drive).
+USES_BASE_MODEL = ("07",)
+
+
+def course_gpu_run_minutes(gpu: str = "T4") -> float:
+    """Estimated minutes of one course GPU run on CASIA v1 (a ResNet run of COURSE_GPU_RUNS)."""
+    cfg = get_config("course_gpu")
+    return expected_minutes(CASIA1_TAMPERED["train"], cfg.epochs, gpu, CASIA1_TAMPERED["val"], cfg.val_every)
 
 
 def course_gpu_minutes(gpu: str = "T4", drive: bool = True) -> dict[str, float]:
     """Estimated minutes of each notebook's GPU trainings on CASIA v1 with the course GPU recipe, and "total".
 
     drive=False: each notebook in a runtime of its own with no shared cache (Colab without Google Drive),
-    so every notebook in USES_MAIN_MODEL also retrains notebook 05's model.
+    so every notebook in USES_MAIN_MODEL also retrains notebook 05's model (and those in USES_BASE_MODEL its Base).
     """
     cfg = get_config("course_gpu")
     per_notebook: dict[str, float] = {}
@@ -155,8 +165,8 @@ def course_gpu_minutes(gpu: str = "T4", drive: bool = True) -> dict[str, float]:
         m = expected_minutes(CASIA1_TAMPERED["train"], cfg.epochs, gpu, CASIA1_TAMPERED["val"], cfg.val_every, slowdown)
         per_notebook[notebook] = per_notebook.get(notebook, 0.0) + m
     if not drive:
-        for notebook in USES_MAIN_MODEL:
-            per_notebook[notebook] = per_notebook.get(notebook, 0.0) + per_notebook["05"]
+        for notebook in (*USES_MAIN_MODEL, *USES_BASE_MODEL):
+            per_notebook[notebook] = per_notebook.get(notebook, 0.0) + course_gpu_run_minutes(gpu)
     per_notebook["total"] = sum(per_notebook.values())
     return per_notebook
 

@@ -40,12 +40,14 @@ def colab_url(repo: str, ref: str, notebook: str) -> str:
 
 def needs(notebook: str) -> str:
     """One line: what a notebook trains on a GPU and what it takes from notebook 05, with T4 estimates."""
-    from nclkit.course import USES_MAIN_MODEL, course_gpu_minutes
+    from nclkit.course import USES_MAIN_MODEL, course_gpu_minutes, course_gpu_run_minutes
 
     number, minutes = notebook[:2], course_gpu_minutes("T4")
-    main = f"notebook 05's model (reused from the cache on Drive, else trained again: ~{minutes['05']:.0f} min on a T4)"
+    one_run = course_gpu_run_minutes("T4")
+    main = f"notebook 05's model (reused from the cache on Drive, else trained again: ~{one_run:.0f} min on a T4)"
     if number == "05":
-        return f"trains the course's main model (~{minutes['05']:.0f} min on a T4; an estimate)."
+        return (f"trains the course's main model and a Base model beside it (~{minutes['05']:.0f} min on a T4; "
+                "an estimate).")
     if number in minutes:
         return f"trains its own runs (~{minutes[number]:.0f} min on a T4; an estimate) and uses {main}."
     if number in USES_MAIN_MODEL:
