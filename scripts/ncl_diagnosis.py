@@ -67,8 +67,10 @@ def diagnostics_hook(cfg, manifest: str, path: Path, device):
     """An epoch_end callback writing `loss_gradients` and the patch probe of the model as it trains."""
     train_records = [r for r in read_manifest(manifest, split="train") if r.label == 1]
     val_records = [r for r in read_manifest(manifest, split="val") if r.label == 1]
-    crops = ManifestDataset(train_records[:16], cfg, train=True)  # drawn before `train` seeds its own stream
-    batch = [crops[i] for i in range(len(crops))]  # the same 16 crops after every epoch
+    crops = ManifestDataset(train_records[:16], cfg, train=True)
+    with torch.random.fork_rng(devices=[]):  # the same 16 crops every time, the caller's stream untouched
+        torch.manual_seed(0)
+        batch = [crops[i] for i in range(len(crops))]
     image, mask, valid = (torch.stack([b[k] for b in batch]).to(device) for k in ("image", "mask", "valid"))
     criterion = NCLCriterion.from_config(cfg)
     path.write_text("")
